@@ -1,0 +1,1017 @@
+"""The scenario format: pydantic v2 models, the YAML loader and variant overlays.
+
+A scenario is the contract users write (``../shared/DESIGN.md`` §3). Every model is frozen and
+forbids unknown fields, so a typo is an error, never a silently ignored knob. Units are parsed by
+:mod:`sim.units`; a plain number is in base units (bytes, seconds, per second, fraction).
+
+The loader (:func:`load_scenario`) reports every problem as ``file:line:col: dotted.path:
+message`` (:class:`ScenarioError`): YAML syntax, duplicate keys, schema violations, unknown call
+targets and hosts, call-graph cycles, placement that cannot fit, and the same for each variant.
+
+Variants are overlays: a mapping from a dotted path to a new value. Path segments name mapping keys;
+inside a list they name the item whose ``name`` (or ``to``, for calls) equals the segment, or give
+its index. An overlay that names a field the schema does not have is an error.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import networkx as nx
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from sim import units
+
+# --------------------------------------------------------------------------- unit-typed fields
+
+
+def _unit(parser: Any, example: str, description: str) -> Any:
+    return [
+        BeforeValidator(parser),
+        WithJsonSchema(
+            {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}],
+             "description": f"{description}, e.g. {example!r} or a plain number"}
+        ),
+    ]
+
+
+Bytes = Annotated[int, *_unit(units.parse_bytes, "512Mi", "Memory size in bytes")]
+Duration = Annotated[float, *_unit(units.parse_duration, "250ms", "Duration in seconds")]
+Rate = Annotated[float, *_unit(units.parse_rate, "300/s", "Rate per second")]
+Fraction = Annotated[float, *_unit(units.parse_fraction, "99.9%", "Fraction between 0 and 1")]
+Cpu = Annotated[float, *_unit(units.parse_cpu, "500m", "CPU cores")]
+PositiveDuration = Annotated[Duration, Field(gt=0)]
+
+
+class Model(BaseModel):
+    """Base of every scenario model: frozen, unknown fields forbidden."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- distributions
+
+
+class Exponential(Model):
+    """Exponential service time (memoryless): the M in M/M/c."""
+
+    dist: Literal["exponential"]
+    mean: PositiveDuration
+
+
+class Deterministic(Model):
+    """Constant service time."""
+
+    dist: Literal["deterministic"]
+    value: Duration
+
+
+class LogNormal(Model):
+    """Log-normal service time given by its median and 99th percentile.
+
+    sigma = ln(p99 / median) / z(0.99) with z(0.99) = 2.3263; mu = ln(median).
+    """
+
+    dist: Literal["lognormal"]
+    median: PositiveDuration
+    p99: PositiveDuration
+
+    @model_validator(mode="after")
+    def _p99_above_median(self) -> LogNormal:
+        if self.p99 <= self.median:
+            raise ValueError("p99 must be greater than median")
+        return self
+
+
+class Uniform(Model):
+    """Uniform service time between ``low`` and ``high``."""
+
+    dist: Literal["uniform"]
+    low: Duration
+    high: Duration
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.high < self.low:
+            raise ValueError("high must not be less than low")
+        return self
+
+
+class Empirical(Model):
+    """Service time drawn from observed values (optionally weighted)."""
+
+    dist: Literal["empirical"]
+    values: list[Duration] = Field(min_length=1)
+    weights: list[Annotated[float, Field(gt=0)]] | None = None
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> Empirical:
+        if self.weights is not None and len(self.weights) != len(self.values):
+            raise ValueError(
+                f"weights has {len(self.weights)} items but values has {len(self.values)}"
+            )
+        return self
+
+
+Distribution = Annotated[
+    Exponential | Deterministic | LogNormal | Uniform | Empirical, Field(discriminator="dist")
+]
+
+# --------------------------------------------------------------------------- hosts
+
+
+class Host(Model):
+    """A machine: RAM, swap, CPUs, and how it is run.
+
+    ``kind: kubernetes`` (default) lays out cgroup v2 the way the kubelet does; ``bare`` runs each
+    replica as a systemd service. Allocatable memory for pods is
+    ``memory - kube_reserved - system_reserved - eviction_hard`` (Kubernetes "Reserve Compute
+    Resources"; the eviction threshold default ``memory.available<100Mi`` is the kubelet's).
+    """
+
+    name: str = Field(min_length=1)
+    memory: Annotated[Bytes, Field(gt=0)]
+    cpus: Annotated[float, Field(gt=0)] = 4.0
+    swap: Bytes = 0
+    kind: Literal["kubernetes", "bare"] = "kubernetes"
+    kube_reserved: Bytes = 0
+    system_reserved: Bytes = 0
+    eviction_hard: Bytes = 100 * 1024**2
+
+    @property
+    def allocatable(self) -> int:
+        """Memory the scheduler may hand to pods (requests must fit in it)."""
+        if self.kind == "bare":
+            return self.memory
+        return self.memory - self.kube_reserved - self.system_reserved - self.eviction_hard
+
+
+# --------------------------------------------------------------------------- services
+
+
+class ResourceAmounts(Model):
+    """Kubernetes-style resource amounts of one container."""
+
+    memory: Bytes | None = None
+    cpu: Cpu | None = None
+
+
+class Resources(Model):
+    """Container requests and limits; they decide the QoS class and ``memory.max``."""
+
+    requests: ResourceAmounts = ResourceAmounts()
+    limits: ResourceAmounts = ResourceAmounts()
+
+    @property
+    def memory_request(self) -> int:
+        """Memory request; Kubernetes defaults a missing request to the limit."""
+        if self.requests.memory is not None:
+            return self.requests.memory
+        return self.limits.memory or 0
+
+    @property
+    def qos_class(self) -> Literal["Guaranteed", "Burstable", "BestEffort"]:
+        """QoS class (Kubernetes; requests default to limits when omitted)."""
+        req_mem = self.memory_request
+        req_cpu = self.requests.cpu if self.requests.cpu is not None else self.limits.cpu
+        if req_mem == 0 and not req_cpu and self.limits.memory is None and self.limits.cpu is None:
+            return "BestEffort"
+        if (
+            self.limits.memory is not None
+            and self.limits.cpu is not None
+            and req_mem == self.limits.memory
+            and req_cpu == self.limits.cpu
+        ):
+            return "Guaranteed"
+        return "Burstable"
+
+    @model_validator(mode="after")
+    def _request_within_limit(self) -> Resources:
+        for what in ("memory", "cpu"):
+            req, lim = getattr(self.requests, what), getattr(self.limits, what)
+            if req is not None and lim is not None and req > lim:
+                raise ValueError(f"requests.{what} must not exceed limits.{what}")
+        return self
+
+
+class MemoryModel(Model):
+    """Memory of one instance: baseline + per in-flight request + per queued request.
+
+    So overload grows memory and can end in an OOM kill. Zero (not modelled) by default.
+    """
+
+    baseline: Bytes = 0
+    per_request: Bytes = 0
+    per_queued: Bytes = 0
+
+
+class QueueConfig(Model):
+    """The instance's request queue in front of its workers.
+
+    ``capacity`` is the number of waiting requests (not counting those in service); ``null``
+    means unbounded. An arrival that finds the queue full is shed (outcome ``shed``).
+    """
+
+    capacity: Annotated[int, Field(ge=0)] | None = None
+    discipline: Literal["fifo"] = "fifo"
+
+
+class Admission(Model):
+    """The server-side admission chain of every instance."""
+
+    queue: QueueConfig = QueueConfig()
+
+
+class Call(Model):
+    """A synchronous call to another service.
+
+    Attributes:
+        to: the called service.
+        probability: chance that a request makes this call (default 1).
+        timeout: the caller stops waiting after this long (outcome ``timeout``); the callee keeps
+            working on it (no deadline propagation). ``null``: wait forever.
+        optional: a failure of an optional call does not fail the request; it is served
+            ``degraded`` instead.
+    """
+
+    to: str = Field(min_length=1)
+    probability: Fraction = 1.0
+    timeout: PositiveDuration | None = None
+    optional: bool = False
+
+
+class StartupConfig(Model):
+    """Time from container start to serving; 0 by default (ready at once)."""
+
+    delay: Duration = 0.0
+
+
+class RestartPolicy(Model):
+    """Kubernetes ``restartPolicy`` (default ``Always``) with CrashLoopBackOff between restarts."""
+
+    policy: Literal["Always", "OnFailure", "Never"] = "Always"
+
+
+class SloConfig(Model):
+    """Service level objective, evaluated over a rolling window.
+
+    Defaults: availability 99.9%, p99 latency 1 s, window 30 s (DESIGN §2.7).
+    """
+
+    availability: Fraction = 0.999
+    latency_p99: PositiveDuration = 1.0
+    window: PositiveDuration = 30.0
+
+
+class Service(Model):
+    """A service: replicas of one container, its worker pool, admission and calls.
+
+    ``workers`` defaults to 200, Apache Tomcat's ``maxThreads`` default.
+    ``load_balancer`` defaults to ``round_robin``, Envoy's default ``lb_policy``.
+    """
+
+    replicas: Annotated[int, Field(ge=1)] = 1
+    placement: Literal["spread"] | list[str] = "spread"
+    resources: Resources = Resources()
+    workers: Annotated[int, Field(ge=1)] = 200
+    service_time: Distribution
+    memory: MemoryModel = MemoryModel()
+    admission: Admission = Admission()
+    load_balancer: Literal["round_robin", "least_outstanding", "random"] = "round_robin"
+    call_mode: Literal["sequential", "parallel"] = "sequential"
+    calls: list[Call] = []
+    startup: StartupConfig = StartupConfig()
+    restart: RestartPolicy = RestartPolicy()
+    slo: SloConfig | None = None
+
+    @field_validator("placement")
+    @classmethod
+    def _non_empty_placement(cls, value: Any) -> Any:
+        if isinstance(value, list) and not value:
+            raise ValueError("placement lists no host")
+        return value
+
+
+# --------------------------------------------------------------------------- workload
+
+
+class RatePoint(Model):
+    """A rate from a point in time on."""
+
+    at: Duration
+    rate: Rate
+
+
+class ConstantRate(Model):
+    """The same arrival rate for the whole run."""
+
+    profile: Literal["constant"]
+    rate: Rate
+
+
+class StepRate(Model):
+    """``base``, then each step's rate from its ``at`` on."""
+
+    profile: Literal["step"]
+    base: Rate
+    steps: list[RatePoint] = Field(min_length=1)
+
+
+class RampRate(Model):
+    """``from`` until ``start``, linear to ``to`` at ``end``, then ``to``."""
+
+    profile: Literal["ramp"]
+    from_: Rate = Field(alias="from")
+    to: Rate
+    start: Duration = 0.0
+    end: Duration
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RampRate:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class SpikeRate(Model):
+    """``base``, and ``peak`` during [at, at + duration)."""
+
+    profile: Literal["spike"]
+    base: Rate
+    peak: Rate
+    at: Duration
+    duration: PositiveDuration
+
+
+class SineRate(Model):
+    """Diurnal-like: ``base + amplitude * sin(2 pi t / period)``, never below zero."""
+
+    profile: Literal["sine"]
+    base: Rate
+    amplitude: Rate
+    period: PositiveDuration
+
+
+class PiecewiseRate(Model):
+    """Rates at points in time, joined linearly (or held, ``interpolation: step``)."""
+
+    profile: Literal["piecewise"]
+    points: list[RatePoint] = Field(min_length=1)
+    interpolation: Literal["linear", "step"] = "linear"
+
+
+RateProfile = Annotated[
+    ConstantRate | StepRate | RampRate | SpikeRate | SineRate | PiecewiseRate,
+    Field(discriminator="profile"),
+]
+
+
+class RequestClass(Model):
+    """A class of requests: its share of arrivals and whether it is critical."""
+
+    name: str = Field(min_length=1)
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    critical: bool = False
+
+
+class Workload(Model):
+    """Open-loop Poisson arrivals at the ``entry`` service.
+
+    ``timeout`` is the client's timeout: the user stops waiting (outcome ``timeout``) while the
+    entry service keeps working. ``null`` (default): the user waits for the answer.
+    """
+
+    entry: str
+    rate: RateProfile
+    classes: list[RequestClass] = Field(default_factory=lambda: [RequestClass(name="default")])
+    timeout: PositiveDuration | None = None
+
+    @field_validator("classes")
+    @classmethod
+    def _unique_classes(cls, value: list[RequestClass]) -> list[RequestClass]:
+        names = [c.name for c in value]
+        if not value:
+            raise ValueError("at least one request class is needed")
+        if len(set(names)) != len(names):
+            raise ValueError(f"request class names must be unique, got {names}")
+        return value
+
+
+# --------------------------------------------------------------------------- faults
+
+
+class FaultBase(Model):
+    """When a fault starts (``at``) and for how long (``duration``; null: to the end)."""
+
+    name: str | None = None
+    at: Duration
+    duration: PositiveDuration | None = None
+
+
+class LatencyFault(FaultBase):
+    """Slower service at a service (or on an edge ``"a -> b"``): ``+add`` then ``x factor``."""
+
+    kind: Literal["latency"]
+    target: str
+    add: Duration = 0.0
+    factor: Annotated[float, Field(gt=0)] = 1.0
+
+    @model_validator(mode="after")
+    def _does_something(self) -> LatencyFault:
+        if self.add == 0 and self.factor == 1:
+            raise ValueError("a latency fault needs add > 0 or factor != 1")
+        return self
+
+
+class ErrorRateFault(FaultBase):
+    """A fraction of the requests served by the target (service or edge) fail with ``error``."""
+
+    kind: Literal["error_rate"]
+    target: str
+    rate: Fraction
+
+
+class CrashFault(FaultBase):
+    """Kill ``count`` instances (or ``percent`` of them, rounded up) of a service at ``at``."""
+
+    kind: Literal["crash"]
+    target: str
+    count: Annotated[int, Field(ge=1)] | None = None
+    percent: Fraction | None = None
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> CrashFault:
+        if self.count is not None and self.percent is not None:
+            raise ValueError("give count or percent, not both")
+        return self
+
+
+class TrafficSurgeFault(FaultBase):
+    """Multiply the arrival rate by ``factor`` for the fault's duration."""
+
+    kind: Literal["traffic_surge"]
+    factor: Annotated[float, Field(gt=0)]
+
+
+class HostDownFault(FaultBase):
+    """A host goes down: every process on it dies; it comes back after ``duration``."""
+
+    kind: Literal["host_down"]
+    target: str
+
+
+Fault = Annotated[
+    LatencyFault | ErrorRateFault | CrashFault | TrafficSurgeFault | HostDownFault,
+    Field(discriminator="kind"),
+]
+
+# --------------------------------------------------------------------------- the scenario
+
+
+class Recording(Model):
+    """Recording resolution: time-bin width (default 1 s) and the event-log cap."""
+
+    bin: PositiveDuration = 1.0
+    max_events: Annotated[int, Field(ge=0)] = 100_000
+
+
+class ReferenceError_(Exception):  # noqa: N818 - it is a list of problems, not a single error
+    """Cross-field problems of a scenario, each as (path, message)."""
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+        super().__init__("; ".join(f"{_dotted(p)}: {m}" for p, m in problems))
+        self.problems = problems
+
+
+class Scenario(Model):
+    """A complete scenario: hosts, services, workload, faults, SLO and variants."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    title: str = ""
+    description: str = ""
+    duration: PositiveDuration
+    seed: Annotated[int, Field(ge=0)] = 0
+    hosts: list[Host] = Field(min_length=1)
+    services: dict[str, Service] = Field(min_length=1)
+    workload: Workload
+    faults: list[Fault] = []
+    slo: SloConfig = SloConfig()
+    recording: Recording = Recording()
+    variants: dict[str, dict[str, Any]] = {}
+
+    @model_validator(mode="after")
+    def _references(self) -> Scenario:
+        problems = list(_reference_problems(self))
+        if problems:
+            raise ReferenceError_(problems)
+        return self
+
+    def host(self, name: str) -> Host:
+        """The host called ``name``."""
+        return next(h for h in self.hosts if h.name == name)
+
+    def call_graph(self) -> nx.DiGraph[str]:
+        """The call graph: an edge a -> b for each call of a to b."""
+        graph: nx.DiGraph[str] = nx.DiGraph()
+        graph.add_nodes_from(self.services)
+        for name, service in self.services.items():
+            for call in service.calls:
+                graph.add_edge(name, call.to)
+        return graph
+
+    def slo_for(self, service: str) -> SloConfig:
+        """The SLO of a service: its own, or the scenario's."""
+        return self.services[service].slo or self.slo
+
+    def with_variant(self, variant: str | None) -> Scenario:
+        """This scenario with a variant's overlay applied (``None`` or ``baseline``: itself)."""
+        if variant is None or (variant == "baseline" and variant not in self.variants):
+            return self
+        if variant not in self.variants:
+            known = ", ".join(sorted(self.variants)) or "none"
+            raise ScenarioError(
+                [Problem(None, None, None, "variant", f"unknown variant {variant!r} (known: {known})")]
+            )
+        data = self.model_dump(by_alias=True, exclude_defaults=True)
+        problems: list[Problem] = []
+        for dotted, value in self.variants[variant].items():
+            try:
+                apply_overlay(data, dotted, value)
+            except OverlayError as exc:
+                problems.append(Problem(None, None, None, f"variants.{variant}.{dotted}", str(exc)))
+        if problems:
+            raise ScenarioError(problems)
+        return _validate(data, None, {}, prefix=())
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _placements(scenario: Scenario) -> Iterator[tuple[str, int, str]]:
+    """Yield (service, replica index, host name) as the model places them.
+
+    ``spread`` puts each replica on the host with the most allocatable memory left (ties: the
+    earlier host), like the scheduler's LeastAllocated scoring; a host list is used round robin.
+    """
+    free = {h.name: h.allocatable for h in scenario.hosts}
+    for name, service in scenario.services.items():
+        request = service.resources.memory_request
+        for index in range(service.replicas):
+            if service.placement == "spread":
+                host = max(free, key=lambda h: (free[h], -list(free).index(h)))
+            else:
+                host = service.placement[index % len(service.placement)]
+            free[host] -= request
+            yield name, index, host
+
+
+def placements(scenario: Scenario) -> dict[str, list[str]]:
+    """Map each service to the host of each of its replicas, in replica order."""
+    result: dict[str, list[str]] = {name: [] for name in scenario.services}
+    for name, _, host in _placements(scenario):
+        result[name].append(host)
+    return result
+
+
+def _reference_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    host_names = [h.name for h in s.hosts]
+    for index, host in enumerate(s.hosts):
+        if host_names.index(host.name) != index:
+            yield ("hosts", index, "name"), f"duplicate host name {host.name!r}"
+        if host.allocatable <= 0:
+            yield ("hosts", index, "memory"), (
+                f"{units.format_bytes(host.memory)} leaves nothing allocatable after reserves"
+            )
+    services = set(s.services)
+    for name, service in s.services.items():
+        targets = [c.to for c in service.calls]
+        for index, call in enumerate(service.calls):
+            if call.to not in services:
+                yield ("services", name, "calls", index, "to"), _unknown("service", call.to, services)
+            elif targets.index(call.to) != index:
+                yield ("services", name, "calls", index, "to"), f"{name} calls {call.to!r} twice"
+        if service.placement != "spread":
+            for index, host in enumerate(service.placement):
+                if host not in host_names:
+                    yield ("services", name, "placement", index), _unknown("host", host, host_names)
+    if s.workload.entry not in services:
+        yield ("workload", "entry"), _unknown("service", s.workload.entry, services)
+    graph = s.call_graph()
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        cycle = []
+    if cycle:
+        loop = " -> ".join([cycle[0][0], *(b for _, b in cycle)])
+        caller, callee = cycle[-1]
+        index = [c.to for c in s.services[caller].calls].index(callee)
+        yield ("services", caller, "calls", index, "to"), f"call graph has a cycle: {loop}"
+    for index, fault in enumerate(s.faults):
+        yield from _fault_problems(index, fault, services, host_names)
+    if all(host in host_names for svc in s.services.values()
+           if svc.placement != "spread" for host in svc.placement):
+        yield from _fit_problems(s)
+
+
+def _unknown(what: str, name: str, known: Any) -> str:
+    return f"unknown {what} {name!r} (known: {', '.join(sorted(known))})"
+
+
+def _fault_problems(
+    index: int, fault: Any, services: set[str], hosts: list[str]
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    path: tuple[str | int, ...] = ("faults", index, "target")
+    if isinstance(fault, LatencyFault | ErrorRateFault):
+        if "->" in fault.target:
+            caller, _, callee = (part.strip() for part in fault.target.partition("->"))
+            for end in (caller, callee):
+                if end not in services:
+                    yield path, _unknown("service", end, services)
+        elif fault.target not in services:
+            yield path, _unknown("service", fault.target, services) + " (or an edge 'a -> b')"
+    elif isinstance(fault, CrashFault) and fault.target not in services:
+        yield path, _unknown("service", fault.target, services)
+    elif isinstance(fault, HostDownFault) and fault.target not in hosts:
+        yield path, _unknown("host", fault.target, hosts)
+
+
+def _fit_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    used: dict[str, int] = {h.name: 0 for h in s.hosts}
+    for name, index, host in _placements(s):
+        used[host] += s.services[name].resources.memory_request
+        allocatable = s.host(host).allocatable
+        if used[host] > allocatable:
+            yield ("services", name, "placement"), (
+                f"replica {index} does not fit on {host}: memory requests "
+                f"{units.format_bytes(used[host])} > allocatable {units.format_bytes(allocatable)}"
+            )
+            return
+
+
+# --------------------------------------------------------------------------- overlays
+
+
+class OverlayError(ValueError):
+    """An overlay path that does not lead anywhere."""
+
+
+_LIST_KEYS = ("name", "to")
+
+
+def apply_overlay(data: dict[str, Any], dotted: str, value: Any) -> tuple[str | int, ...]:
+    """Set ``value`` at ``dotted`` in raw scenario data; return the concrete path it reached.
+
+    Missing intermediate mappings are created (the schema then decides whether the field exists);
+    list items are addressed by their ``name``/``to`` or by index.
+    """
+    parts = [p for p in dotted.split(".")]
+    if not dotted or any(not p for p in parts):
+        raise OverlayError(f"malformed path {dotted!r}")
+    node: Any = data
+    concrete: list[str | int] = []
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            index = _list_index(node, part, ".".join(parts[:depth]))
+            concrete.append(index)
+            if last:
+                node[index] = copy.deepcopy(value)
+            else:
+                node = node[index]
+            continue
+        if not isinstance(node, dict):
+            raise OverlayError(f"{'.'.join(parts[:depth])} is a value, it has no field {part!r}")
+        concrete.append(part)
+        if last:
+            node[part] = copy.deepcopy(value)
+        else:
+            if part not in node or node[part] is None:
+                node[part] = {}
+            node = node[part]
+    return tuple(concrete)
+
+
+def _list_index(items: list[Any], part: str, where: str) -> int:
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and any(item.get(k) == part for k in _LIST_KEYS):
+            return index
+    if part.isdigit() and int(part) < len(items):
+        return int(part)
+    names = [str(item.get(k)) for item in items if isinstance(item, dict)
+             for k in _LIST_KEYS if item.get(k) is not None]
+    raise OverlayError(f"{where} has no item named {part!r} (items: {', '.join(names) or 'none'})")
+
+
+# --------------------------------------------------------------------------- errors and loading
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in a scenario file, with where it is."""
+
+    file: str | None
+    line: int | None
+    column: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = f"{self.file}:{self.line}:{self.column}: " if self.line else f"{self.file}: "
+        return f"{where}{self.path}: {self.message}" if self.path else f"{where}{self.message}"
+
+
+class ScenarioError(Exception):
+    """A scenario that cannot be used; ``str()`` gives one line per problem."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+Marks = dict[tuple[str | int, ...], tuple[tuple[int, int], tuple[int, int]]]
+"""Path -> ((key line, key column), (value line, value column)), 1-based."""
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, path: tuple[str | int, ...], key: str, line: int, col: int, first: int):
+        super().__init__(key)
+        self.path, self.key, self.line, self.col, self.first = path, key, line, col, first
+
+
+def _construct(
+    loader: yaml.SafeLoader, node: yaml.Node, path: tuple[str | int, ...], marks: Marks
+) -> Any:
+    """Build Python data from a YAML node, remembering where every path is in the file."""
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        result: dict[Any, Any] = {}
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                key = str(key)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(path, str(key), line, key_node.start_mark.column + 1, seen[key])
+            seen[key] = line
+            child = (*path, key)
+            marks[child] = (
+                (line, key_node.start_mark.column + 1),
+                (value_node.start_mark.line + 1, value_node.start_mark.column + 1),
+            )
+            result[key] = _construct(loader, value_node, child, marks)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item_node in enumerate(node.value):
+            child = (*path, index)
+            mark = (item_node.start_mark.line + 1, item_node.start_mark.column + 1)
+            marks[child] = (mark, mark)
+            items.append(_construct(loader, item_node, child, marks))
+        return items
+    return loader.construct_object(node, deep=True)
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, Marks]:
+    """Parse YAML text into data and marks; syntax errors and duplicate keys are problems."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        marks: Marks = {}
+        data = _construct(loader, node, (), marks) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise ScenarioError([Problem(file, line, col, "", f"YAML syntax: {message}")]) from None
+    except _DuplicateKey as exc:
+        raise ScenarioError(
+            [Problem(file, exc.line, exc.col, _dotted((*exc.path, exc.key)),
+                     f"duplicate key (first given on line {exc.first})")]
+        ) from None
+    finally:
+        loader.dispose()
+    return data, marks
+
+
+def _locate(
+    path: tuple[str | int, ...], data: Any, marks: Marks, at_key: bool
+) -> tuple[tuple[str | int, ...], tuple[int, int] | None]:
+    """Map a pydantic error location to the path in the data and its place in the file.
+
+    Discriminated-union tags (``'crash'``) and pydantic's own segments that are not in the data
+    are dropped; a missing field points at its nearest parent.
+    """
+    real: list[str | int] = []
+    node = data
+    for depth, part in enumerate(path):
+        if isinstance(node, dict) and part == "from_" and "from" in node:
+            part = "from"
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
+            real.append(part)
+            node = node[part]
+        elif depth == len(path) - 1:
+            real.append("from" if part == "from_" else part)  # a missing or unknown field
+        # else: a union tag or another segment of pydantic's own, not in the data
+    shown = tuple(real)
+    probe = shown
+    while probe and probe not in marks:
+        probe = probe[:-1]
+    if probe not in marks:
+        return shown, (1, 1)
+    key_mark, value_mark = marks[probe]
+    if probe != shown:
+        return shown, key_mark
+    return shown, key_mark if at_key else value_mark
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "field required"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        ctx = error.get("ctx", {})
+        expected = ctx.get("expected_tags", "")
+        tag = ctx.get("discriminator", "").strip("'")
+        if kind == "union_tag_not_found":
+            return f"field {tag!r} required (one of {expected})"
+        return f"unknown {tag} {ctx.get('tag')!r} (expected one of {expected})"
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
+def _validate(
+    data: Any,
+    file: str | None,
+    marks: Marks,
+    prefix: tuple[str | int, ...],
+) -> Scenario:
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            at_key = error["type"] == "extra_forbidden"
+            loc = tuple(error["loc"])
+            if error["type"] == "union_tag_invalid":
+                loc = (*loc, str(error["ctx"]["discriminator"]).strip("'"))
+            path, mark = _locate(loc, data, marks, at_key)
+            line, col = mark if (mark and marks) else (None, None)
+            problems.append(
+                Problem(file, line, col, _dotted((*prefix, *path)), _message(error))
+            )
+        raise ScenarioError(_unique(problems)) from None
+    except ReferenceError_ as exc:
+        problems = []
+        for path, message in exc.problems:
+            shown, mark = _locate(path, data, marks, at_key=False)
+            line, col = mark if (mark and marks) else (None, None)
+            problems.append(Problem(file, line, col, _dotted((*prefix, *shown)), message))
+        raise ScenarioError(problems) from None
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen: set[str] = set()
+    result = []
+    for problem in sorted(problems, key=lambda p: (p.line or 0, p.column or 0)):
+        if str(problem) not in seen:
+            seen.add(str(problem))
+            result.append(problem)
+    return result
+
+
+def load_scenario_text(text: str, file: str = "<scenario>") -> Scenario:
+    """Validate scenario YAML text, and every variant in it; raise :class:`ScenarioError`."""
+    data, marks = parse_yaml(text, file)
+    if not isinstance(data, dict):
+        raise ScenarioError([Problem(file, 1, 1, "", "a scenario must be a YAML mapping")])
+    scenario = _validate(data, file, marks, prefix=())
+    for variant, overlay in scenario.variants.items():
+        _validate_variant(data, marks, file, variant, overlay)
+    return scenario
+
+
+def _validate_variant(
+    data: dict[str, Any], marks: Marks, file: str, variant: str, overlay: dict[str, Any]
+) -> None:
+    raw = copy.deepcopy(data)
+    raw.pop("variants", None)
+    variant_marks: Marks = dict(marks)
+    problems = []
+    for dotted, value in overlay.items():
+        where = ("variants", variant, dotted)
+        key_mark = marks.get(where, ((None, None), (None, None)))[0]
+        try:
+            concrete = apply_overlay(raw, dotted, value)
+        except OverlayError as exc:
+            problems.append(Problem(file, key_mark[0], key_mark[1], f"variants.{variant}.{dotted}",
+                                    str(exc)))
+            continue
+        # errors under the overlaid value point into the variant, not the base
+        for path in [p for p in variant_marks if p[: len(concrete)] == concrete]:
+            del variant_marks[path]
+        for path, mark in marks.items():
+            if path[:3] == where:
+                variant_marks[(*concrete, *path[3:])] = mark
+    if problems:
+        raise ScenarioError(problems)
+    try:
+        _validate(raw, file, variant_marks, prefix=())
+    except ScenarioError as exc:
+        raise ScenarioError(
+            [Problem(p.file, p.line, p.column, f"variants.{variant}.{p.path}", p.message)
+             for p in exc.problems]
+        ) from None
+
+
+def load_scenario(source: str | Path) -> Scenario:
+    """Load a scenario from a YAML file path or from a catalogue name (``three-tier``)."""
+    path = Path(source)
+    if not path.exists() and not str(source).endswith((".yaml", ".yml")):
+        from scenarios import catalogue_path
+
+        found = catalogue_path(str(source))
+        if found is None:
+            raise ScenarioError(
+                [Problem(None, None, None, "", f"no scenario file or catalogue entry {str(source)!r}")]
+            )
+        path = found
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([Problem(str(source), None, None, "", f"cannot read: {exc}")]) from None
+    return load_scenario_text(text, str(source))
+
+
+def rate_bounds(profile: Any) -> float:
+    """Largest arrival rate a profile reaches (used to thin a non-homogeneous Poisson process)."""
+    if isinstance(profile, ConstantRate):
+        return profile.rate
+    if isinstance(profile, StepRate):
+        return max(profile.base, *(s.rate for s in profile.steps))
+    if isinstance(profile, RampRate):
+        return max(profile.from_, profile.to)
+    if isinstance(profile, SpikeRate):
+        return max(profile.base, profile.peak)
+    if isinstance(profile, SineRate):
+        return profile.base + profile.amplitude
+    assert isinstance(profile, PiecewiseRate)
+    return max(p.rate for p in profile.points)
+
+
+def rate_at(profile: Any, t: float) -> float:
+    """The arrival rate a profile asks for at time ``t`` (per second)."""
+    if isinstance(profile, ConstantRate):
+        return profile.rate
+    if isinstance(profile, StepRate):
+        rate = profile.base
+        for step in sorted(profile.steps, key=lambda s: s.at):
+            if t >= step.at:
+                rate = step.rate
+        return rate
+    if isinstance(profile, RampRate):
+        if t <= profile.start:
+            return profile.from_
+        if t >= profile.end:
+            return profile.to
+        share = (t - profile.start) / (profile.end - profile.start)
+        return profile.from_ + share * (profile.to - profile.from_)
+    if isinstance(profile, SpikeRate):
+        return profile.peak if profile.at <= t < profile.at + profile.duration else profile.base
+    if isinstance(profile, SineRate):
+        return max(0.0, profile.base + profile.amplitude * math.sin(2 * math.pi * t / profile.period))
+    assert isinstance(profile, PiecewiseRate)
+    points = sorted(profile.points, key=lambda p: p.at)
+    if t <= points[0].at:
+        return points[0].rate
+    for left, right in zip(points, points[1:], strict=False):
+        if t < right.at:
+            if profile.interpolation == "step":
+                return left.rate
+            share = (t - left.at) / (right.at - left.at)
+            return left.rate + share * (right.rate - left.rate)
+    return points[-1].rate
