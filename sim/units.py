@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 _BYTE_SUFFIXES = {
     "": 1,
@@ -106,7 +107,8 @@ def parse_fraction(value: object) -> float:
         match = _PERCENT_RE.match(value.strip())
         if not match:
             raise ValueError(f"expected a percentage such as '99.9%' or a fraction, got {value!r}")
-        fraction = float(match.group(1)) / 100.0
+        # Decimal, so that '99.9%' is exactly the float 0.999 (binary division gives 0.999...01)
+        fraction = float(Decimal(match.group(1)) / 100)
     elif isinstance(value, int | float) and not isinstance(value, bool):
         fraction = _finite(value, "a fraction")
         if fraction > 1:
