@@ -799,7 +799,12 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Marks]:
         data = _construct(loader, node, (), marks) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        message = str(exc.problem or exc.context)
+        if exc.problem and exc.context:
+            # the context ("while parsing a flow mapping") often starts where the mistake is
+            started = exc.context_mark
+            at = f" at line {started.line + 1}, column {started.column + 1}" if started else ""
+            message = f"{exc.problem} ({exc.context}{at})"
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         raise ScenarioError([Problem(file, line, col, "", f"YAML syntax: {message}")]) from None
     except _DuplicateKey as exc:
@@ -813,12 +818,16 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Marks]:
 
 
 def _locate(
-    path: tuple[str | int, ...], data: Any, marks: Marks, at_key: bool
+    path: tuple[str | int, ...],
+    data: Any,
+    marks: Marks,
+    at_key: bool,
+    absent_leaf: bool = True,
 ) -> tuple[tuple[str | int, ...], tuple[int, int] | None]:
     """Map a pydantic error location to the path in the data and its place in the file.
 
     Discriminated-union tags (``'crash'``) and pydantic's own segments that are not in the data
-    are dropped; a missing field points at its nearest parent.
+    are dropped; a missing field (``absent_leaf``) points at its nearest parent.
     """
     real: list[str | int] = []
     node = data
@@ -830,8 +839,8 @@ def _locate(
         ):
             real.append(part)
             node = node[part]
-        elif depth == len(path) - 1:
-            real.append("from" if part == "from_" else part)  # a missing or unknown field
+        elif depth == len(path) - 1 and absent_leaf:
+            real.append("from" if part == "from_" else part)  # a missing field
         # else: a union tag or another segment of pydantic's own, not in the data
     shown = tuple(real)
     probe = shown
@@ -879,7 +888,8 @@ def _validate(
             loc = tuple(error["loc"])
             if error["type"] == "union_tag_invalid":
                 loc = (*loc, str(error["ctx"]["discriminator"]).strip("'"))
-            path, mark = _locate(loc, data, marks, at_key)
+            absent_leaf = error["type"] == "missing"
+            path, mark = _locate(loc, data, marks, at_key, absent_leaf)
             line, col = mark if (mark and marks) else (None, None)
             problems.append(
                 Problem(file, line, col, _dotted((*prefix, *path)), _message(error))
@@ -963,7 +973,9 @@ def load_scenario(source: str | Path) -> Scenario:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([Problem(str(source), None, None, "", f"cannot read: {exc}")]) from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        problem = Problem(str(source), None, None, "", f"cannot read: {reason}")
+        raise ScenarioError([problem]) from None
     return load_scenario_text(text, str(source))
 
 
