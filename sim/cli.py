@@ -7,7 +7,6 @@ exits with code 2; no traceback reaches the user.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -84,7 +83,9 @@ def show(name: Annotated[str, typer.Argument(help="Catalogue name or YAML file."
 
 
 @app.command()
-def validate(file: Annotated[str, typer.Argument(help="Scenario YAML file or catalogue name.")]) -> None:
+def validate(
+    file: Annotated[str, typer.Argument(help="Scenario YAML file or catalogue name.")],
+) -> None:
     """Check a scenario file (and each of its variants); exit 2 with file:line:col on errors."""
     scenario = _load(file)
     variants = ", ".join(scenario.variants) or "none"
@@ -92,6 +93,117 @@ def validate(file: Annotated[str, typer.Argument(help="Scenario YAML file or cat
         f"{file}: ok — scenario {scenario.name!r}, {len(scenario.services)} services, "
         f"{len(scenario.hosts)} hosts, {len(scenario.faults)} faults, variants: {variants}"
     )
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="Scenario YAML file or catalogue name.")],
+    variant: Annotated[
+        str | None, typer.Option("--variant", "-v", help="Variant to apply (default: none).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Random seed (default: the scenario's).")
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option(help="Override the run length, e.g. 90s or 10m.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write summary, time series and events to this folder.")
+    ] = None,
+    formats: Annotated[
+        str, typer.Option("--format", help="Comma-separated output formats: parquet, csv, json.")
+    ] = "parquet,json",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run a scenario once and print its summary."""
+    from sim.scenario import ScenarioError
+    from sim.units import parse_duration
+    from sim.world import run as run_scenario
+
+    loaded = _load(scenario)
+    length = None
+    if duration is not None:
+        try:
+            length = parse_duration(duration)
+        except ValueError as exc:
+            _fail(f"--duration: {exc}")
+        if length <= 0:
+            _fail("--duration: must be greater than 0")
+    chosen = [f.strip() for f in formats.split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in ("parquet", "csv", "json")]
+    if unknown or not chosen:
+        _fail(
+            f"--format: unknown format {', '.join(unknown) or formats!r} (use parquet, csv, json)"
+        )
+    try:
+        result = run_scenario(loaded, variant=variant, seed=seed, duration=length)
+    except ScenarioError as exc:
+        _fail(f"--variant: {exc}")
+    if out is not None:
+        try:
+            result.save(out, tuple(chosen))
+        except OSError as exc:
+            _fail(f"--out: cannot write {out}: {exc}")
+    if as_json:
+        sys.stdout.write(result.to_json() + "\n")
+        return
+    _print_summary(result, out)
+
+
+def _print_summary(result: Any, out: Path | None) -> None:
+    from sim.units import format_duration
+
+    summary = result.summary
+    title = f"{summary['scenario']}" + (f" / {summary['variant']}" if summary["variant"] else "")
+    _out.print(
+        f"[bold]{title}[/bold]  seed {summary['seed']}, {format_duration(summary['duration'])}: "
+        f"{summary['arrivals']} arrivals, availability {_pct(summary['availability'])}, "
+        f"p99 {_ms(summary['latency_p99'])}, OOM kills {summary['oom_kills']}, "
+        f"restarts {summary['restarts']}"
+    )
+    table = Table("entity", "kind", "requests", "availability", "p50", "p99", "errors")
+    for row in result.services.to_dict("records"):
+        errors = {k: row[k] for k in ERROR_COLUMNS if row[k]}
+        table.add_row(
+            row["entity"],
+            row["kind"],
+            str(row["requests"]),
+            _pct(row["availability"]),
+            _ms(row["latency_p50"]),
+            _ms(row["latency_p99"]),
+            ", ".join(f"{k} {v}" for k, v in errors.items()) or "-",
+        )
+    _out.print(table)
+    if len(result.failures):
+        why = Table("class", "where", "cause", "outcome", "count", title="Why requests failed")
+        for row in result.failures.head(10).to_dict("records"):
+            why.add_row(*(str(row[c]) for c in ("class", "where", "cause", "outcome", "count")))
+        _out.print(why)
+    if out is not None:
+        _out.print(f"results written to {out}/")
+
+
+ERROR_COLUMNS = (
+    "degraded",
+    "timeout",
+    "shed",
+    "rate_limited",
+    "bulkhead_full",
+    "circuit_open",
+    "unavailable",
+    "reset",
+    "deadline_exceeded",
+    "error",
+    "dependency",
+)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.3%}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value * 1000:.1f}ms"
 
 
 def main() -> None:
@@ -104,6 +216,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-__all__ = ["app", "json", "main"]

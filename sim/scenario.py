@@ -16,7 +16,6 @@ its index. An overlay that names a field the schema does not have is an error.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +43,10 @@ def _unit(parser: Any, example: str, description: str) -> Any:
     return [
         BeforeValidator(parser),
         WithJsonSchema(
-            {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}],
-             "description": f"{description}, e.g. {example!r} or a plain number"}
+            {
+                "anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}],
+                "description": f"{description}, e.g. {example!r} or a plain number",
+            }
         ),
     ]
 
@@ -490,7 +491,7 @@ class Recording(Model):
     max_events: Annotated[int, Field(ge=0)] = 100_000
 
 
-class ReferenceError_(Exception):  # noqa: N818 - it is a list of problems, not a single error
+class CrossReferenceError(Exception):
     """Cross-field problems of a scenario, each as (path, message)."""
 
     def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
@@ -518,7 +519,7 @@ class Scenario(Model):
     def _references(self) -> Scenario:
         problems = list(_reference_problems(self))
         if problems:
-            raise ReferenceError_(problems)
+            raise CrossReferenceError(problems)
         return self
 
     def host(self, name: str) -> Host:
@@ -545,7 +546,11 @@ class Scenario(Model):
         if variant not in self.variants:
             known = ", ".join(sorted(self.variants)) or "none"
             raise ScenarioError(
-                [Problem(None, None, None, "variant", f"unknown variant {variant!r} (known: {known})")]
+                [
+                    Problem(
+                        None, None, None, "variant", f"unknown variant {variant!r} (known: {known})"
+                    )
+                ]
             )
         data = self.model_dump(by_alias=True, exclude_defaults=True)
         problems: list[Problem] = []
@@ -595,15 +600,19 @@ def _reference_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], st
         if host_names.index(host.name) != index:
             yield ("hosts", index, "name"), f"duplicate host name {host.name!r}"
         if host.allocatable <= 0:
-            yield ("hosts", index, "memory"), (
-                f"{units.format_bytes(host.memory)} leaves nothing allocatable after reserves"
+            yield (
+                ("hosts", index, "memory"),
+                (f"{units.format_bytes(host.memory)} leaves nothing allocatable after reserves"),
             )
     services = set(s.services)
     for name, service in s.services.items():
         targets = [c.to for c in service.calls]
         for index, call in enumerate(service.calls):
             if call.to not in services:
-                yield ("services", name, "calls", index, "to"), _unknown("service", call.to, services)
+                yield (
+                    ("services", name, "calls", index, "to"),
+                    _unknown("service", call.to, services),
+                )
             elif targets.index(call.to) != index:
                 yield ("services", name, "calls", index, "to"), f"{name} calls {call.to!r} twice"
         if service.placement != "spread":
@@ -624,8 +633,12 @@ def _reference_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], st
         yield ("services", caller, "calls", index, "to"), f"call graph has a cycle: {loop}"
     for index, fault in enumerate(s.faults):
         yield from _fault_problems(index, fault, services, host_names)
-    if all(host in host_names for svc in s.services.values()
-           if svc.placement != "spread" for host in svc.placement):
+    if all(
+        host in host_names
+        for svc in s.services.values()
+        if svc.placement != "spread"
+        for host in svc.placement
+    ):
         yield from _fit_problems(s)
 
 
@@ -657,9 +670,13 @@ def _fit_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], str]]:
         used[host] += s.services[name].resources.memory_request
         allocatable = s.host(host).allocatable
         if used[host] > allocatable:
-            yield ("services", name, "placement"), (
-                f"replica {index} does not fit on {host}: memory requests "
-                f"{units.format_bytes(used[host])} > allocatable {units.format_bytes(allocatable)}"
+            yield (
+                ("services", name, "placement"),
+                (
+                    f"replica {index} does not fit on {host}: memory requests "
+                    f"{units.format_bytes(used[host])} > allocatable "
+                    f"{units.format_bytes(allocatable)}"
+                ),
             )
             return
 
@@ -680,7 +697,7 @@ def apply_overlay(data: dict[str, Any], dotted: str, value: Any) -> tuple[str | 
     Missing intermediate mappings are created (the schema then decides whether the field exists);
     list items are addressed by their ``name``/``to`` or by index.
     """
-    parts = [p for p in dotted.split(".")]
+    parts = dotted.split(".")
     if not dotted or any(not p for p in parts):
         raise OverlayError(f"malformed path {dotted!r}")
     node: Any = data
@@ -713,8 +730,13 @@ def _list_index(items: list[Any], part: str, where: str) -> int:
             return index
     if part.isdigit() and int(part) < len(items):
         return int(part)
-    names = [str(item.get(k)) for item in items if isinstance(item, dict)
-             for k in _LIST_KEYS if item.get(k) is not None]
+    names = [
+        str(item.get(k))
+        for item in items
+        if isinstance(item, dict)
+        for k in _LIST_KEYS
+        if item.get(k) is not None
+    ]
     raise OverlayError(f"{where} has no item named {part!r} (items: {', '.join(names) or 'none'})")
 
 
@@ -750,7 +772,7 @@ Marks = dict[tuple[str | int, ...], tuple[tuple[int, int], tuple[int, int]]]
 """Path -> ((key line, key column), (value line, value column)), 1-based."""
 
 
-class _DuplicateKey(Exception):
+class _DuplicateKeyError(Exception):
     def __init__(self, path: tuple[str | int, ...], key: str, line: int, col: int, first: int):
         super().__init__(key)
         self.path, self.key, self.line, self.col, self.first = path, key, line, col, first
@@ -770,7 +792,9 @@ def _construct(
                 key = str(key)
             line = key_node.start_mark.line + 1
             if key in seen:
-                raise _DuplicateKey(path, str(key), line, key_node.start_mark.column + 1, seen[key])
+                raise _DuplicateKeyError(
+                    path, str(key), line, key_node.start_mark.column + 1, seen[key]
+                )
             seen[key] = line
             child = (*path, key)
             marks[child] = (
@@ -807,10 +831,17 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Marks]:
             message = f"{exc.problem} ({exc.context}{at})"
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         raise ScenarioError([Problem(file, line, col, "", f"YAML syntax: {message}")]) from None
-    except _DuplicateKey as exc:
+    except _DuplicateKeyError as exc:
         raise ScenarioError(
-            [Problem(file, exc.line, exc.col, _dotted((*exc.path, exc.key)),
-                     f"duplicate key (first given on line {exc.first})")]
+            [
+                Problem(
+                    file,
+                    exc.line,
+                    exc.col,
+                    _dotted((*exc.path, exc.key)),
+                    f"duplicate key (first given on line {exc.first})",
+                )
+            ]
         ) from None
     finally:
         loader.dispose()
@@ -891,11 +922,9 @@ def _validate(
             absent_leaf = error["type"] == "missing"
             path, mark = _locate(loc, data, marks, at_key, absent_leaf)
             line, col = mark if (mark and marks) else (None, None)
-            problems.append(
-                Problem(file, line, col, _dotted((*prefix, *path)), _message(error))
-            )
+            problems.append(Problem(file, line, col, _dotted((*prefix, *path)), _message(error)))
         raise ScenarioError(_unique(problems)) from None
-    except ReferenceError_ as exc:
+    except CrossReferenceError as exc:
         problems = []
         for path, message in exc.problems:
             shown, mark = _locate(path, data, marks, at_key=False)
@@ -938,8 +967,9 @@ def _validate_variant(
         try:
             concrete = apply_overlay(raw, dotted, value)
         except OverlayError as exc:
-            problems.append(Problem(file, key_mark[0], key_mark[1], f"variants.{variant}.{dotted}",
-                                    str(exc)))
+            problems.append(
+                Problem(file, key_mark[0], key_mark[1], f"variants.{variant}.{dotted}", str(exc))
+            )
             continue
         # errors under the overlaid value point into the variant, not the base
         for path in [p for p in variant_marks if p[: len(concrete)] == concrete]:
@@ -953,8 +983,10 @@ def _validate_variant(
         _validate(raw, file, variant_marks, prefix=())
     except ScenarioError as exc:
         raise ScenarioError(
-            [Problem(p.file, p.line, p.column, f"variants.{variant}.{p.path}", p.message)
-             for p in exc.problems]
+            [
+                Problem(p.file, p.line, p.column, f"variants.{variant}.{p.path}", p.message)
+                for p in exc.problems
+            ]
         ) from None
 
 
@@ -967,7 +999,11 @@ def load_scenario(source: str | Path) -> Scenario:
         found = catalogue_path(str(source))
         if found is None:
             raise ScenarioError(
-                [Problem(None, None, None, "", f"no scenario file or catalogue entry {str(source)!r}")]
+                [
+                    Problem(
+                        None, None, None, "", f"no scenario file or catalogue entry {str(source)!r}"
+                    )
+                ]
             )
         path = found
     try:
@@ -977,53 +1013,3 @@ def load_scenario(source: str | Path) -> Scenario:
         problem = Problem(str(source), None, None, "", f"cannot read: {reason}")
         raise ScenarioError([problem]) from None
     return load_scenario_text(text, str(source))
-
-
-def rate_bounds(profile: Any) -> float:
-    """Largest arrival rate a profile reaches (used to thin a non-homogeneous Poisson process)."""
-    if isinstance(profile, ConstantRate):
-        return profile.rate
-    if isinstance(profile, StepRate):
-        return max(profile.base, *(s.rate for s in profile.steps))
-    if isinstance(profile, RampRate):
-        return max(profile.from_, profile.to)
-    if isinstance(profile, SpikeRate):
-        return max(profile.base, profile.peak)
-    if isinstance(profile, SineRate):
-        return profile.base + profile.amplitude
-    assert isinstance(profile, PiecewiseRate)
-    return max(p.rate for p in profile.points)
-
-
-def rate_at(profile: Any, t: float) -> float:
-    """The arrival rate a profile asks for at time ``t`` (per second)."""
-    if isinstance(profile, ConstantRate):
-        return profile.rate
-    if isinstance(profile, StepRate):
-        rate = profile.base
-        for step in sorted(profile.steps, key=lambda s: s.at):
-            if t >= step.at:
-                rate = step.rate
-        return rate
-    if isinstance(profile, RampRate):
-        if t <= profile.start:
-            return profile.from_
-        if t >= profile.end:
-            return profile.to
-        share = (t - profile.start) / (profile.end - profile.start)
-        return profile.from_ + share * (profile.to - profile.from_)
-    if isinstance(profile, SpikeRate):
-        return profile.peak if profile.at <= t < profile.at + profile.duration else profile.base
-    if isinstance(profile, SineRate):
-        return max(0.0, profile.base + profile.amplitude * math.sin(2 * math.pi * t / profile.period))
-    assert isinstance(profile, PiecewiseRate)
-    points = sorted(profile.points, key=lambda p: p.at)
-    if t <= points[0].at:
-        return points[0].rate
-    for left, right in zip(points, points[1:], strict=False):
-        if t < right.at:
-            if profile.interpolation == "step":
-                return left.rate
-            share = (t - left.at) / (right.at - left.at)
-            return left.rate + share * (right.rate - left.rate)
-    return points[-1].rate

@@ -97,7 +97,9 @@ def parse_rate(value: object) -> float:
         if match and match.group(2) in _RATE_PERIODS:
             return float(match.group(1)) / _RATE_PERIODS[match.group(2)]
         if match:
-            raise ValueError(f"unknown rate unit '/{match.group(2)}' in {value!r} (use /s, /m or /h)")
+            raise ValueError(
+                f"unknown rate unit '/{match.group(2)}' in {value!r} (use /s, /m or /h)"
+            )
     raise ValueError(f"expected a rate such as '300/s', got {value!r}")
 
 
@@ -157,7 +159,9 @@ def parse_cpu(value: object) -> float:
         try:
             value = float(value)
         except ValueError:
-            raise ValueError(f"expected a CPU quantity such as '500m' or '2', got {value!r}") from None
+            raise ValueError(
+                f"expected a CPU quantity such as '500m' or '2', got {value!r}"
+            ) from None
     if isinstance(value, int | float) and not isinstance(value, bool):
         cores = _finite(value, "a CPU quantity")
         if cores < 0:

@@ -1,0 +1,1 @@
+"""The Streamlit what-if explorer and the Plotly figure builders."""

@@ -1,0 +1,164 @@
+"""Fault injectors: scheduled at ``at``, undone after ``duration`` (or never).
+
+* ``latency``: on a service, each hop's service time becomes ``time * factor + add``; on an edge
+  ``a -> b``, each call is delayed by ``add`` before it reaches ``b`` (Envoy fault-injection delay).
+* ``error_rate``: on a service, that fraction of finished hops fail with ``error``; on an edge, that
+  fraction of calls fail at once without reaching the callee (Envoy fault-injection abort).
+* ``crash``: at ``at``, ``count`` (or ``percent`` of the replicas, rounded up) of the instances
+  that are alive are SIGKILLed (reason ``Error``, exit code 137); the restart policy brings them
+  back. Which instances is drawn from the fault's own random stream.
+* ``traffic_surge``: the arrival rate is multiplied by ``factor`` (see ``sim/workload.py``).
+* ``host_down``: the host goes down: every process on it dies (reason ``HostDown``, exit 137), and
+  nothing restarts there until it is back; when it comes back its containers start afresh.
+
+Overlapping faults on one target combine: delays add, factors multiply, and error rates combine
+as independent failures (``1 - prod(1 - rate)``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from sim import scenario as sc
+from sim.kernel import KILL_EXIT_CODE
+from sim.service import InstanceState, Perturbation
+from sim.streams import stream
+from sim.workload import Surge
+
+if TYPE_CHECKING:
+    from sim.world import World
+
+
+def fault_name(index: int, fault: sc.Fault) -> str:
+    """A fault's name: its own, or ``<kind>-<index>``."""
+    return fault.name or f"{fault.kind}-{index}"
+
+
+class Faults:
+    """Schedules a scenario's faults on a world."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self._active: dict[str, list[sc.LatencyFault | sc.ErrorRateFault]] = {}
+
+    def schedule(self, faults: list[sc.Fault]) -> None:
+        """Arrange every fault's start and end."""
+        env = self.world.env
+        for index, fault in enumerate(faults):
+            name = fault_name(index, fault)
+            if isinstance(fault, sc.TrafficSurgeFault):
+                end = fault.at + fault.duration if fault.duration else math.inf
+                self.world.workload.surges.append(Surge(name, fault.at, end, fault.factor))
+            env.timeout(fault.at).callbacks.append(lambda _, f=fault, n=name: self._start(n, f))
+            if fault.duration is not None and not isinstance(fault, sc.CrashFault):
+                env.timeout(fault.at + fault.duration).callbacks.append(
+                    lambda _, f=fault, n=name: self._end(n, f)
+                )
+
+    def _log(self, name: str, fault: sc.Fault, kind: str, detail: str) -> None:
+        world = self.world
+        target = getattr(fault, "target", world.scenario.workload.entry)
+        world.recorder.event(
+            world.env.now, "-", target, kind, f"fault {name} ({fault.kind}): {detail}"
+        )
+
+    def _start(self, name: str, fault: sc.Fault) -> None:
+        if isinstance(fault, sc.LatencyFault | sc.ErrorRateFault):
+            self._active.setdefault(fault.target, []).append(fault)
+            self._apply(fault.target)
+            self._log(name, fault, "fault_start", _describe(fault))
+        elif isinstance(fault, sc.CrashFault):
+            self._crash(name, fault)
+        elif isinstance(fault, sc.TrafficSurgeFault):
+            self._log(name, fault, "fault_start", f"arrival rate x{fault.factor:g}")
+        else:
+            self._host_down(name, fault)
+
+    def _end(self, name: str, fault: sc.Fault) -> None:
+        if isinstance(fault, sc.LatencyFault | sc.ErrorRateFault):
+            self._active[fault.target].remove(fault)
+            self._apply(fault.target)
+        elif isinstance(fault, sc.HostDownFault):
+            self._host_up(fault)
+        self._log(name, fault, "fault_end", "ended")
+
+    def _apply(self, target: str) -> None:
+        faults = self._active.get(target, [])
+        perturbation: Perturbation | None = None
+        if faults:
+            perturbation = Perturbation()
+            survive = 1.0
+            for fault in faults:
+                if isinstance(fault, sc.LatencyFault):
+                    perturbation.add += fault.add
+                    perturbation.factor *= fault.factor
+                else:
+                    survive *= 1.0 - fault.rate
+            perturbation.error_rate = 1.0 - survive
+        world = self.world
+        if "->" in target:
+            caller, _, callee = (part.strip() for part in target.partition("->"))
+            world.edge(caller, callee).perturbation = perturbation
+        else:
+            world.services[target].perturbation = perturbation
+
+    def _crash(self, name: str, fault: sc.CrashFault) -> None:
+        service = self.world.services[fault.target]
+        alive = [
+            i
+            for i in service.instances
+            if i.state in (InstanceState.STARTING, InstanceState.RUNNING)
+        ]
+        if fault.percent is not None:
+            count = math.ceil(fault.percent * len(service.instances) - 1e-9)
+        else:
+            count = fault.count or 1
+        count = min(count, len(alive))
+        rng = stream(self.world.seed, f"faults/{name}")
+        chosen = sorted(rng.choice(len(alive), size=count, replace=False).tolist()) if count else []
+        victims = [alive[i] for i in chosen]
+        self._log(
+            name,
+            fault,
+            "fault_start",
+            f"killing {', '.join(v.name for v in victims) or 'nothing (no live instance)'}",
+        )
+        for victim in victims:
+            victim.terminate("Error", KILL_EXIT_CODE)
+
+    def _host_down(self, name: str, fault: sc.HostDownFault) -> None:
+        world = self.world
+        host = world.hosts[fault.target]
+        self._log(name, fault, "fault_start", "host down")
+        host.up = False
+        world.recorder.event(
+            world.env.now,
+            host.name,
+            host.name,
+            "node_not_ready",
+            f"Node {host.name} status is now: NodeNotReady",
+        )
+        for instance in world.instances_on(host.name):
+            instance.terminate("HostDown", KILL_EXIT_CODE)
+        for process in list(host.processes):
+            host.kill(process, "HostDown")
+
+    def _host_up(self, fault: sc.HostDownFault) -> None:
+        world = self.world
+        host = world.hosts[fault.target]
+        host.up = True
+        world.recorder.event(
+            world.env.now,
+            host.name,
+            host.name,
+            "node_ready",
+            f"Node {host.name} status is now: NodeReady",
+        )
+        world.start_host(host.name)
+
+
+def _describe(fault: sc.LatencyFault | sc.ErrorRateFault) -> str:
+    if isinstance(fault, sc.LatencyFault):
+        return f"service time x{fault.factor:g} +{fault.add * 1000:g}ms"
+    return f"{fault.rate:.1%} of requests fail"

@@ -1,0 +1,529 @@
+"""Services, their instances (container replicas) and the load balancer in front of them.
+
+A request hop is a generator run with ``yield from`` inside the process of the request that makes
+it, so that a hop costs no extra process:
+
+    caller ── Edge.call ──> LoadBalancer.pick ──> Instance.serve
+                                                   queue -> worker -> memory charge ->
+                                                   service time -> downstream calls -> response
+
+* A call with a timeout runs the callee in a child process and waits for it or for the timeout,
+  whichever comes first; after a timeout the callee keeps working (there is no deadline
+  propagation yet), which is the amplification behind retry storms. Parallel fan-out runs each
+  call in a child process and waits for all of them.
+* An instance that dies interrupts every process inside it (queued or in service); each one ends
+  with outcome ``reset``, seen by its caller. Its memory is freed by the kernel layer.
+* Instance states follow the container: ``starting`` (start-up delay) -> ``running`` (ready: in
+  the load balancer) -> ``terminated`` (reason, exit code) -> ``waiting`` (CrashLoopBackOff) ->
+  ``starting`` ... Readiness here is "running"; probes are added by the lifecycle work.
+* Service time is sampled per hop from the service's distribution; latency faults add to it and
+  scale it; error-rate faults turn a finished hop into ``error``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+from simpy.events import Event
+
+from patterns.supervisor import CrashLoopBackOff, should_restart
+from sim.kernel import KILL_EXIT_CODE, Cgroup, Host, Process
+from sim.recorder import EntityStats
+from sim.request import Outcome, Request
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from sim import scenario as sc
+    from sim.recorder import Recorder
+
+HopResult = Generator[Event, Any, Outcome]
+
+OK = Outcome.OK
+DEGRADED = Outcome.DEGRADED
+DEPENDENCY = Outcome.DEPENDENCY
+RESET = Outcome.RESET
+SHED = Outcome.SHED
+TIMEOUT = Outcome.TIMEOUT
+UNAVAILABLE = Outcome.UNAVAILABLE
+ERROR = Outcome.ERROR
+
+
+class InstanceState(enum.Enum):
+    """Container states (Kubernetes: Waiting / Running / Terminated; starting = not yet ready)."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    TERMINATED = "terminated"
+    WAITING = "waiting"
+
+
+class Death:
+    """The cause carried by the interrupt that ends the requests of a dying instance."""
+
+    __slots__ = ("instance", "reason")
+
+    def __init__(self, instance: Instance, reason: str) -> None:
+        self.instance = instance
+        self.reason = reason
+
+
+class Perturbation:
+    """Fault effects currently applied to a service or an edge (set by ``sim/faults.py``)."""
+
+    __slots__ = ("add", "error_rate", "factor")
+
+    def __init__(self) -> None:
+        self.add = 0.0
+        self.factor = 1.0
+        self.error_rate = 0.0
+
+    @property
+    def active(self) -> bool:
+        """Whether any effect is in force."""
+        return self.add != 0.0 or self.factor != 1.0 or self.error_rate != 0.0
+
+
+class Instance:
+    """One replica of a service: a container cgroup, its main process and a worker pool."""
+
+    __slots__ = (
+        "active",
+        "backoff",
+        "busy",
+        "cgroup",
+        "env",
+        "exit_code",
+        "finished_at",
+        "host",
+        "incarnation",
+        "index",
+        "name",
+        "oom_score_adj",
+        "process",
+        "queue",
+        "queue_capacity",
+        "reason",
+        "restarts",
+        "service",
+        "state",
+        "workers",
+    )
+
+    def __init__(
+        self,
+        service: Service,
+        index: int,
+        host: Host,
+        cgroup: Cgroup,
+        oom_score_adj: int,
+    ) -> None:
+        self.service = service
+        self.env = service.env
+        self.index = index
+        self.name = f"{service.name}-{index}"
+        self.host = host
+        self.cgroup = cgroup
+        self.oom_score_adj = oom_score_adj
+        self.workers = service.config.workers
+        self.queue_capacity = service.config.admission.queue.capacity
+        self.busy = 0
+        self.queue: deque[Event] = deque()
+        self.active: dict[simpy.Process, None] = {}
+        self.state = InstanceState.WAITING
+        self.process: Process | None = None
+        self.incarnation = 0
+        self.restarts = 0
+        self.reason = ""
+        self.exit_code = 0
+        self.finished_at = 0.0
+        self.backoff = CrashLoopBackOff()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, warm: bool = False) -> None:
+        """Start the container: spawn its process, charge its baseline, become ready.
+
+        A cold start becomes ready after the start-up delay; a ``warm`` one (the replicas that
+        are already running when the run begins: the run starts in steady state) at once.
+        """
+        if not self.host.up:
+            return
+        self.incarnation += 1
+        self.busy = 0
+        self.queue.clear()
+        self.state = InstanceState.STARTING
+        self.process = self.host.spawn(
+            self.service.name, self.cgroup, self.oom_score_adj, on_kill=self._killed
+        )
+        self.process.charge(self.service.config.memory.baseline)
+        delay = 0.0 if warm else self.service.config.startup.delay
+        incarnation = self.incarnation
+        if delay > 0:
+            self.env.timeout(delay).callbacks.append(lambda _: self._ready(incarnation))
+        else:
+            self._ready(incarnation)
+
+    def _ready(self, incarnation: int) -> None:
+        if self.incarnation != incarnation or self.state is not InstanceState.STARTING:
+            return
+        self.state = InstanceState.RUNNING
+        self.service.balancer.add(self)
+        self.service.recorder.event(
+            self.env.now, self.host.name, self.name, "ready", f"Container {self.name} is ready"
+        )
+
+    def _killed(self, reason: str) -> None:
+        self.terminate(reason, KILL_EXIT_CODE)
+
+    def terminate(self, reason: str, exit_code: int) -> None:
+        """The container ends: requests inside it are reset, and the restart policy decides."""
+        if self.state in (InstanceState.TERMINATED, InstanceState.WAITING):
+            return
+        env = self.env
+        self.state = InstanceState.TERMINATED
+        self.incarnation += 1  # what the dead incarnation's requests release is no longer ours
+        self.reason = reason
+        self.exit_code = exit_code
+        self.finished_at = env.now
+        self.service.balancer.remove(self)
+        if self.process is not None and self.process.alive:
+            self.process.host.kill(self.process, reason)  # frees its memory
+        death = Death(self, reason)
+        for proc in list(self.active):
+            if proc.is_alive and proc is not env.active_process:
+                proc.interrupt(death)
+        self.active.clear()
+        recorder = self.service.recorder
+        recorder.event(
+            env.now,
+            self.host.name,
+            self.name,
+            "terminated",
+            f"Container {self.name} terminated: Reason: {reason}, Exit Code: {exit_code}",
+        )
+        policy = self.service.config.restart.policy
+        if not should_restart(policy, exit_code) or not self.host.up:
+            return
+        delay = self.backoff.restart_delay(env.now)
+        self.state = InstanceState.WAITING
+        if delay > 0:
+            recorder.event(
+                env.now,
+                self.host.name,
+                self.name,
+                "backoff",
+                f"Back-off restarting failed container {self.service.name} in pod {self.name} "
+                f"(back-off {delay:g}s)",
+            )
+        incarnation = self.incarnation
+        env.timeout(delay).callbacks.append(lambda _: self._restart(incarnation))
+
+    def _restart(self, incarnation: int) -> None:
+        if self.incarnation != incarnation or self.state is not InstanceState.WAITING:
+            return
+        self.backoff.started(self.env.now, self.finished_at)
+        self.restarts += 1
+        self.service.recorder.event(
+            self.env.now,
+            self.host.name,
+            self.name,
+            "restart",
+            f"Restarting container {self.service.name} in pod {self.name} "
+            f"(restartCount {self.restarts})",
+        )
+        self.start()
+
+    # ------------------------------------------------------------------ serving
+
+    def serve(self, request: Request) -> HopResult:
+        """Serve one request here; return its outcome (the server-side view of the hop)."""
+        env = self.env
+        service = self.service
+        stats = service.stats
+        t0 = env.now
+        proc = env.active_process
+        assert proc is not None
+        active = self.active
+        active[proc] = None
+        stats.change(t0, 1)
+        incarnation = self.incarnation
+        process = self.process
+        assert process is not None
+        holding = False
+        try:
+            if self.busy < self.workers:
+                self.busy += 1
+                holding = True
+            else:
+                capacity = self.queue_capacity
+                if capacity is not None and len(self.queue) >= capacity:
+                    request.origin = (service.name, SHED)
+                    return self._done(SHED, t0, proc)
+                ticket = env.event()
+                self.queue.append(ticket)
+                queued_memory = service.per_queued
+                process.charge(queued_memory)
+                try:
+                    yield ticket
+                    holding = True
+                finally:
+                    process.uncharge(queued_memory)
+                    if not holding and self.incarnation == incarnation:
+                        if ticket.triggered:
+                            holding = True  # the slot was handed to us; give it back below
+                        else:
+                            self.queue.remove(ticket)
+                stats.waited(env.now, env.now - t0)
+            outcome = yield from self._work(request, process)
+            return self._done(outcome, t0, proc)
+        except simpy.Interrupt as interrupt:
+            # Our own death, or the death of a caller up this process's stack: with no timeout
+            # the call shares the caller's connection, and its closing cancels the work here.
+            request.origin = (service.name, RESET)
+            self._done(RESET, t0, proc)
+            cause = interrupt.cause
+            if isinstance(cause, Death) and cause.instance is self:
+                return RESET
+            raise
+        finally:
+            if holding and self.incarnation == incarnation:
+                queue = self.queue
+                if queue:
+                    queue.popleft().succeed()
+                else:
+                    self.busy -= 1
+            active.pop(proc, None)
+
+    def _done(self, outcome: Outcome, t0: float, proc: simpy.Process) -> Outcome:
+        now = self.env.now
+        stats = self.service.stats
+        stats.change(now, -1)
+        stats.record(now, outcome, now - t0)
+        self.active.pop(proc, None)
+        return outcome
+
+    def _work(self, request: Request, process: Process) -> HopResult:
+        service = self.service
+        env = self.env
+        per_request = service.per_request
+        process.charge(per_request)
+        try:
+            duration = service.sample()
+            fault = service.perturbation
+            if fault is not None:
+                duration = duration * fault.factor + fault.add
+            yield env.timeout(duration)
+            if fault is not None and fault.error_rate and service.fault_rng() < fault.error_rate:
+                request.origin = (service.name, ERROR)
+                return ERROR
+            if not service.edges:
+                return OK
+            return (yield from service.call_downstream(request))
+        finally:
+            process.uncharge(per_request)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the load balancer may send requests here."""
+        return self.state is InstanceState.RUNNING
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a worker."""
+        return len(self.queue)
+
+
+class LoadBalancer:
+    """Spreads requests over a service's ready instances.
+
+    ``round_robin`` (Envoy's default), ``least_outstanding`` (fewest requests inside; ties go to
+    the next in round-robin order) or ``random`` (kube-proxy's iptables mode picks at random).
+    """
+
+    __slots__ = ("_next", "policy", "ready", "rng")
+
+    def __init__(self, policy: str, rng: Callable[[], float]) -> None:
+        self.policy = policy
+        self.ready: list[Instance] = []
+        self.rng = rng
+        self._next = 0
+
+    def add(self, instance: Instance) -> None:
+        """Put a ready instance in rotation (kept in replica order)."""
+        if instance not in self.ready:
+            self.ready.append(instance)
+            self.ready.sort(key=lambda i: i.index)
+
+    def remove(self, instance: Instance) -> None:
+        """Take an instance out of rotation."""
+        if instance in self.ready:
+            self.ready.remove(instance)
+
+    def pick(self) -> Instance | None:
+        """The instance for the next request, or ``None`` when none is ready."""
+        ready = self.ready
+        n = len(ready)
+        if n == 0:
+            return None
+        if n == 1:
+            return ready[0]
+        if self.policy == "random":
+            return ready[int(self.rng() * n)]
+        start = self._next % n
+        self._next = start + 1
+        if self.policy == "round_robin":
+            return ready[start]
+        best = ready[start]
+        for offset in range(1, n):
+            candidate = ready[(start + offset) % n]
+            if len(candidate.active) < len(best.active):
+                best = candidate
+        return best
+
+
+class Edge:
+    """A call from a caller (a service, or the users) to a service: one arc of the call graph."""
+
+    __slots__ = (
+        "callee",
+        "env",
+        "name",
+        "optional",
+        "perturbation",
+        "probability",
+        "rng",
+        "stats",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        caller: str,
+        callee: Service,
+        timeout: float | None,
+        probability: float,
+        optional: bool,
+        rng: Callable[[], float],
+        stats: EntityStats,
+    ) -> None:
+        self.env = env
+        self.name = f"{caller} -> {callee.name}"
+        self.callee = callee
+        self.timeout = timeout
+        self.probability = probability
+        self.optional = optional
+        self.rng = rng
+        self.stats = stats
+        self.perturbation: Perturbation | None = None
+
+    def call(self, request: Request) -> HopResult:
+        """Make the call; return the outcome the caller sees (and count it on the edge)."""
+        env = self.env
+        t0 = env.now
+        fault = self.perturbation
+        outcome: Outcome
+        if fault is not None and fault.add:
+            yield env.timeout(fault.add)
+        if fault is not None and fault.error_rate and self.rng() < fault.error_rate:
+            request.origin = (self.name, ERROR)
+            outcome = ERROR
+        else:
+            instance = self.callee.balancer.pick()
+            if instance is None:
+                request.origin = (self.callee.name, UNAVAILABLE)
+                outcome = UNAVAILABLE
+            elif self.timeout is None:
+                outcome = yield from instance.serve(request)
+            else:
+                child = env.process(instance.serve(request))
+                yield env.any_of((child, env.timeout(self.timeout)))
+                if child.triggered:
+                    outcome = child.value
+                else:
+                    request.origin = (self.name, TIMEOUT)
+                    outcome = TIMEOUT
+        now = env.now
+        self.stats.record(now, outcome, now - t0)
+        return outcome
+
+
+class Service:
+    """A service: its instances, load balancer, sampler and the edges it calls."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        name: str,
+        config: sc.Service,
+        recorder: Recorder,
+        sample: Callable[[], float],
+        balancer: LoadBalancer,
+        fault_rng: Callable[[], float],
+        call_rng: Callable[[], float],
+    ) -> None:
+        self.env = env
+        self.name = name
+        self.config = config
+        self.recorder = recorder
+        self.stats = recorder.stats[name]
+        self.sample = sample
+        self.balancer = balancer
+        self.fault_rng = fault_rng
+        self.call_rng = call_rng
+        self.instances: list[Instance] = []
+        self.edges: list[Edge] = []
+        self.per_request = config.memory.per_request
+        self.per_queued = config.memory.per_queued
+        self.parallel = config.call_mode == "parallel"
+        self.perturbation: Perturbation | None = None
+
+    def call_downstream(self, request: Request) -> HopResult:
+        """Make this service's calls for ``request``; ``ok``, ``degraded`` or ``dependency``."""
+        chosen = [
+            edge
+            for edge in self.edges
+            if edge.probability >= 1.0 or self.call_rng() < edge.probability
+        ]
+        if not chosen:
+            return OK
+        degraded = False
+        if self.parallel and len(chosen) > 1:
+            env = self.env
+            children = [env.process(edge.call(request)) for edge in chosen]
+            yield env.all_of(children)
+            outcomes = [child.value for child in children]
+        else:
+            outcomes = []
+            for edge in chosen:
+                outcome = yield from edge.call(request)
+                outcomes.append(outcome)
+                if outcome > DEGRADED and not edge.optional:
+                    return DEPENDENCY
+                degraded = degraded or outcome is not OK
+            return DEGRADED if degraded else OK
+        for edge, outcome in zip(chosen, outcomes, strict=True):
+            if outcome > DEGRADED and not edge.optional:
+                return DEPENDENCY
+            degraded = degraded or outcome is not OK
+        return DEGRADED if degraded else OK
+
+    def instance_counts(self) -> dict[str, int]:
+        """How many instances are in each state, plus how many are ready."""
+        counts = {state.value: 0 for state in InstanceState}
+        for instance in self.instances:
+            counts[instance.state.value] += 1
+        counts["ready"] = len(self.balancer.ready)
+        return counts
+
+
+def uniform_source(rng: np.random.Generator) -> Callable[[], float]:
+    """A zero-argument source of uniforms in [0, 1) drawn in batches from ``rng``."""
+    from sim.streams import batched
+
+    return batched(lambda n: rng.random(n))

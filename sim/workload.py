@@ -1,0 +1,201 @@
+"""Open-loop workload: Poisson arrivals with a rate profile, request classes, traffic surges.
+
+Arrivals form a non-homogeneous Poisson process, drawn by thinning (Lewis and Shedler): candidate
+gaps are exponential at the profile's peak rate and a candidate at ``t`` is kept with probability
+``rate(t) / peak``. A constant profile keeps every candidate and draws no thinning numbers.
+
+Common random numbers: the base arrivals use their own streams (``arrivals/<entry>``,
+``thinning/<entry>``, ``classes/<entry>``), and a ``traffic_surge`` fault adds an independent
+Poisson process of rate ``(factor - 1) * rate(t)`` (or, for a factor below 1, removes arrivals
+with its own stream), so a variant with a surge sees the very same base arrivals as one without.
+
+Each arrival is a request process that calls the entry service through the users' edge
+(``client -> entry``, with the workload's client timeout), and ends in exactly one outcome.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from sim import scenario as sc
+from sim.request import DEGRADED, Request
+from sim.streams import batched, stream
+
+if TYPE_CHECKING:
+    from sim.recorder import Recorder
+    from sim.service import Edge
+
+
+class Surge:
+    """A traffic surge in force: rate multiplied by ``factor`` during [start, end)."""
+
+    __slots__ = ("end", "factor", "name", "start")
+
+    def __init__(self, name: str, start: float, end: float, factor: float) -> None:
+        self.name = name
+        self.start = start
+        self.end = end
+        self.factor = factor
+
+
+class Workload:
+    """The users: arrivals at the entry service through ``edge``."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        config: sc.Workload,
+        edge: Edge,
+        recorder: Recorder,
+        seed: int,
+    ) -> None:
+        self.env = env
+        self.config = config
+        self.edge = edge
+        self.recorder = recorder
+        self.stats = recorder.stats[edge.stats.name]
+        self.seed = seed
+        self.class_names = [c.name for c in config.classes]
+        total = sum(c.weight for c in config.classes)
+        self.cumulative = [
+            w / total for w in itertools.accumulate(c.weight for c in config.classes)
+        ]
+        entry = config.entry
+        self._class_draw = _uniform(seed, f"classes/{entry}")
+        self.surges: list[Surge] = []
+        self._drops: list[tuple[Surge, Callable[[], float]]] = []
+        self.next_id = 0
+
+    def start(self) -> None:
+        """Start the base arrival process and every surge's."""
+        profile = self.config.rate
+        env = self.env
+        entry = self.config.entry
+        env.process(self._arrivals(lambda t: rate_at(profile, t), rate_bounds(profile), entry, 0.0))
+        for surge in self.surges:
+            if surge.factor > 1:
+                extra = surge.factor - 1
+                env.process(
+                    self._arrivals(
+                        lambda t, s=surge, k=extra: (
+                            k * rate_at(profile, t) if s.start <= t < s.end else 0.0
+                        ),
+                        extra * rate_bounds(profile),
+                        f"{entry}/surge/{surge.name}",
+                        surge.start,
+                    )
+                )
+            elif surge.factor < 1:
+                self._drops.append((surge, _uniform(self.seed, f"surge/{surge.name}")))
+
+    def _arrivals(
+        self, rate: Callable[[float], float], peak: float, name: str, start: float
+    ) -> Generator[simpy.Event, Any, None]:
+        if peak <= 0:
+            return
+        env = self.env
+        gaps = _exponential(self.seed, f"arrivals/{name}")
+        thinning = _uniform(self.seed, f"thinning/{name}")
+        if start > 0:
+            yield env.timeout(start)
+        while True:
+            yield env.timeout(gaps() / peak)
+            now = env.now
+            current = rate(now)
+            if current < peak and thinning() * peak >= current:
+                continue
+            if self._drops and self._dropped(now):
+                continue
+            self._arrive(now)
+
+    def _dropped(self, now: float) -> bool:
+        for surge, draw in self._drops:
+            if surge.start <= now < surge.end and draw() >= surge.factor:
+                return True
+        return False
+
+    def _arrive(self, now: float) -> None:
+        u = self._class_draw()
+        cls = 0
+        cumulative = self.cumulative
+        while cls < len(cumulative) - 1 and u >= cumulative[cls]:
+            cls += 1
+        request = Request(self.next_id, cls, now)
+        self.next_id += 1
+        self.recorder.arrivals += 1
+        self.stats.change(now, 1)
+        self.env.process(self._request(request))
+
+    def _request(self, request: Request) -> Generator[simpy.Event, Any, None]:
+        outcome = yield from self.edge.call(request)
+        self.stats.change(self.env.now, -1)
+        if outcome > DEGRADED or (outcome == DEGRADED and request.origin is not None):
+            where, why = request.origin or (self.config.entry, outcome)
+            self.recorder.why[(self.class_names[request.cls], where, why.label, outcome.label)] += 1
+
+
+def _uniform(seed: int, name: str) -> Callable[[], float]:
+    rng = stream(seed, name)
+    return batched(lambda n: rng.random(n))
+
+
+def _exponential(seed: int, name: str) -> Callable[[], float]:
+    rng = stream(seed, name)
+    return batched(lambda n: rng.standard_exponential(n))
+
+
+def rate_bounds(profile: Any) -> float:
+    """Largest arrival rate a profile reaches (used to thin a non-homogeneous Poisson process)."""
+    if isinstance(profile, sc.ConstantRate):
+        return profile.rate
+    if isinstance(profile, sc.StepRate):
+        return max(profile.base, *(s.rate for s in profile.steps))
+    if isinstance(profile, sc.RampRate):
+        return max(profile.from_, profile.to)
+    if isinstance(profile, sc.SpikeRate):
+        return max(profile.base, profile.peak)
+    if isinstance(profile, sc.SineRate):
+        return profile.base + profile.amplitude
+    assert isinstance(profile, sc.PiecewiseRate)
+    return max(p.rate for p in profile.points)
+
+
+def rate_at(profile: Any, t: float) -> float:
+    """The arrival rate a profile asks for at time ``t`` (per second)."""
+    if isinstance(profile, sc.ConstantRate):
+        return profile.rate
+    if isinstance(profile, sc.StepRate):
+        rate = profile.base
+        for step in sorted(profile.steps, key=lambda s: s.at):
+            if t >= step.at:
+                rate = step.rate
+        return rate
+    if isinstance(profile, sc.RampRate):
+        if t <= profile.start:
+            return profile.from_
+        if t >= profile.end:
+            return profile.to
+        share = (t - profile.start) / (profile.end - profile.start)
+        return profile.from_ + share * (profile.to - profile.from_)
+    if isinstance(profile, sc.SpikeRate):
+        return profile.peak if profile.at <= t < profile.at + profile.duration else profile.base
+    if isinstance(profile, sc.SineRate):
+        return max(
+            0.0, profile.base + profile.amplitude * math.sin(2 * math.pi * t / profile.period)
+        )
+    assert isinstance(profile, sc.PiecewiseRate)
+    points = sorted(profile.points, key=lambda p: p.at)
+    if t <= points[0].at:
+        return points[0].rate
+    for left, right in itertools.pairwise(points):
+        if t < right.at:
+            if profile.interpolation == "step":
+                return left.rate
+            share = (t - left.at) / (right.at - left.at)
+            return left.rate + share * (right.rate - left.rate)
+    return points[-1].rate

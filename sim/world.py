@@ -1,0 +1,291 @@
+"""The :class:`World`: everything a scenario describes, built, then run.
+
+Build, then run (desmod's elaboration): the constructor lays out hosts and cgroups, spawns the
+system processes, places and starts every replica, wires the call graph into edges, and schedules
+the workload and the faults; :meth:`World.run` starts the clock and returns a
+:class:`~sim.recorder.RunResult`.
+
+Entity names are dotted scopes: services by name (``cart``), instances ``cart-0``, edges
+``frontend -> cart``, the users ``client``, cgroups by path, hosts by name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import Any
+
+import pandas as pd
+import simpy
+
+from patterns.oom_killer import (
+    KUBELET_OOM_SCORE_ADJ,
+    PAUSE_OOM_SCORE_ADJ,
+    container_oom_score_adj,
+)
+from sim import scenario as sc
+from sim.faults import Faults
+from sim.kernel import Host
+from sim.recorder import CLIENT, Recorder, RunResult
+from sim.service import Edge, Instance, LoadBalancer, Service, uniform_source
+from sim.streams import service_time_sampler, stream
+from sim.workload import Workload
+
+QOS_SLICES = {
+    "Guaranteed": None,
+    "Burstable": "kubepods-burstable.slice",
+    "BestEffort": "kubepods-besteffort.slice",
+}
+
+
+class World:
+    """A scenario (with a variant applied) built on a fresh ``simpy.Environment``."""
+
+    def __init__(self, scenario: sc.Scenario, variant: str | None = None, seed: int | None = None):
+        self.base = scenario
+        self.variant = variant
+        self.scenario = scenario.with_variant(variant)
+        self.seed = self.scenario.seed if seed is None else seed
+        s = self.scenario
+        self.env = simpy.Environment()
+        graph = s.call_graph()
+        self.edge_names = [f"{a} -> {b}" for a, b in graph.edges]
+        self.recorder = Recorder(
+            s.duration,
+            s.recording.bin,
+            s.recording.max_events,
+            [CLIENT, *s.services, *self.edge_names],
+        )
+        self.hosts = {h.name: self._host(h) for h in s.hosts}
+        self.services = {name: self._service(name, cfg) for name, cfg in s.services.items()}
+        self._edges: dict[tuple[str, str], Edge] = {}
+        for name, cfg in s.services.items():
+            for call in cfg.calls:
+                edge = self._edge(
+                    name, self.services[call.to], call.timeout, call.probability, call.optional
+                )
+                self.services[name].edges.append(edge)
+        entry = self.services[s.workload.entry]
+        self.workload = Workload(
+            self.env,
+            s.workload,
+            self._edge(CLIENT, entry, s.workload.timeout, 1.0, False),
+            self.recorder,
+            self.seed,
+        )
+        for name, hosts in sc.placements(s).items():
+            service = self.services[name]
+            for index, host_name in enumerate(hosts):
+                service.instances.append(self._instance(service, index, self.hosts[host_name]))
+        self.faults = Faults(self)
+        self.faults.schedule(list(s.faults))
+
+    # ------------------------------------------------------------------ building
+
+    def _host(self, config: sc.Host) -> Host:
+        host = Host(
+            config.name,
+            config.memory,
+            config.cpus,
+            self.recorder,
+            self._schedule,
+            lambda: self.env.now,
+        )
+        host.config = config  # type: ignore[attr-defined]
+        system = host.root.child("system.slice")
+        if config.kind == "kubernetes":
+            host.spawn("kubelet", system.child("kubelet.service"), KUBELET_OOM_SCORE_ADJ)
+            host.spawn("containerd", system.child("containerd.service"), KUBELET_OOM_SCORE_ADJ)
+            kubepods = host.root.child("kubepods.slice", memory_max=config.allocatable)
+            for slice_name in ("kubepods-burstable.slice", "kubepods-besteffort.slice"):
+                kubepods.child(slice_name)
+        return host
+
+    def _schedule(self, callback: Any) -> None:
+        event = self.env.event()
+        event.callbacks.append(lambda _: callback())
+        event.succeed()
+
+    def _service(self, name: str, config: sc.Service) -> Service:
+        seed = self.seed
+        return Service(
+            self.env,
+            name,
+            config,
+            self.recorder,
+            sample=service_time_sampler(config.service_time, stream(seed, f"service_time/{name}")),
+            balancer=LoadBalancer(
+                config.load_balancer, uniform_source(stream(seed, f"balancer/{name}"))
+            ),
+            fault_rng=uniform_source(stream(seed, f"errors/{name}")),
+            call_rng=uniform_source(stream(seed, f"calls/{name}")),
+        )
+
+    def _edge(
+        self,
+        caller: str,
+        callee: Service,
+        timeout: float | None,
+        probability: float,
+        optional: bool,
+    ) -> Edge:
+        name = f"{caller} -> {callee.name}"
+        stats = self.recorder.stats[CLIENT if caller == CLIENT else name]
+        edge = Edge(
+            self.env,
+            caller,
+            callee,
+            timeout,
+            probability,
+            optional,
+            uniform_source(stream(self.seed, f"errors/{name}")),
+            stats,
+        )
+        self._edges[(caller, callee.name)] = edge
+        return edge
+
+    def edge(self, caller: str, callee: str) -> Edge:
+        """The edge from ``caller`` to ``callee``."""
+        return self._edges[(caller, callee)]
+
+    def _instance(self, service: Service, index: int, host: Host) -> Instance:
+        config = service.config
+        host_config: sc.Host = host.config  # type: ignore[attr-defined]
+        pod = f"{service.name}-{index}"
+        limit = config.resources.limits.memory
+        memory_max = float(limit) if limit is not None else math.inf
+        if host_config.kind == "bare":
+            cgroup = host.root.child("system.slice").child(f"{pod}.service", memory_max)
+            adj = 0
+        else:
+            qos = config.resources.qos_class
+            parent = host.root.child("kubepods.slice")
+            slice_name = QOS_SLICES[qos]
+            if slice_name is not None:
+                parent = parent.child(slice_name)
+            pod_cgroup = parent.child(f"pod-{pod}")
+            pause = pod_cgroup.child("pause")
+            host.spawn("pause", pause, PAUSE_OOM_SCORE_ADJ)
+            cgroup = pod_cgroup.child(service.name, memory_max)
+            cgroup.oom_group = (
+                True  # the kubelet's default on cgroup v2 (singleProcessOOMKill false)
+            )
+            adj = container_oom_score_adj(qos, config.resources.memory_request, host_config.memory)
+        return Instance(service, index, host, cgroup, adj)
+
+    def instances_on(self, host: str) -> list[Instance]:
+        """Every instance placed on ``host``."""
+        return [i for s in self.services.values() for i in s.instances if i.host.name == host]
+
+    def start_host(self, host: str, warm: bool = False) -> None:
+        """Start every instance placed on ``host`` (warm at t=0, cold when a host comes back)."""
+        for instance in self.instances_on(host):
+            instance.start(warm)
+
+    # ------------------------------------------------------------------ running
+
+    def _sampler(self) -> Generator[simpy.Event, Any, None]:
+        recorder = self.recorder
+        width = recorder.bin_width
+        for index in range(recorder.n_bins):
+            end = min((index + 1) * width, self.scenario.duration)
+            yield self.env.timeout(end - self.env.now)
+            recorder.close_bin(index, end)
+            self._sample(index)
+
+    def _sample(self, index: int) -> None:
+        gauge = self.recorder.gauge
+        for name, service in self.services.items():
+            for state, count in service.instance_counts().items():
+                gauge(index, name, f"instances.{state}", count)
+            gauge(index, name, "queued", sum(i.queued for i in service.instances))
+            gauge(
+                index,
+                name,
+                "busy_workers",
+                sum(i.busy for i in service.instances if i.process is not None and i.process.alive),
+            )
+            for instance in service.instances:
+                cgroup = instance.cgroup
+                gauge(index, instance.name, "memory", cgroup.usage)
+                gauge(index, instance.name, "memory_peak", cgroup.peak)
+                if cgroup.memory_max != math.inf:
+                    gauge(index, instance.name, "memory_max", cgroup.memory_max)
+                cgroup.peak = cgroup.usage
+        for host in self.hosts.values():
+            gauge(index, host.name, "memory", host.used)
+            gauge(index, host.name, "memory_total", host.ram)
+
+    def run(self) -> RunResult:
+        """Run to the scenario's duration and return the result."""
+        for host in self.hosts:
+            self.start_host(host, warm=True)
+        self.workload.start()
+        self.env.process(self._sampler())
+        self.env.run(until=self.scenario.duration)
+        return self._result()
+
+    def _result(self) -> RunResult:
+        recorder = self.recorder
+        rows = [recorder.entity_summary(CLIENT) | {"kind": "client"}]
+        rows += [recorder.entity_summary(n) | {"kind": "service"} for n in self.services]
+        rows += [recorder.entity_summary(n) | {"kind": "edge"} for n in self.edge_names]
+        services = pd.DataFrame(rows)
+        services.insert(1, "kind", services.pop("kind"))
+        client = rows[0]
+        completed = int(client["requests"])
+        instances = [i for s in self.services.values() for i in s.instances]
+        summary: dict[str, Any] = {
+            "scenario": self.scenario.name,
+            "variant": self.variant,
+            "seed": self.seed,
+            "duration": self.scenario.duration,
+            "arrivals": recorder.arrivals,
+            "completed": completed,
+            "in_flight_at_end": recorder.arrivals - completed,
+            "availability": _clean(client["availability"]),
+            "latency_p50": _clean(client["latency_p50"]),
+            "latency_p99": _clean(client["latency_p99"]),
+            "outcomes": {k: int(client[k]) for k in _outcome_labels() if client[k]},
+            "oom_kills": sum(h.oom_kills for h in self.hosts.values()),
+            "restarts": sum(i.restarts for i in instances),
+            "events": len(recorder.events),
+            "events_dropped": recorder.dropped_events,
+        }
+        failures = pd.DataFrame(
+            [(*key, count) for key, count in recorder.why.most_common()],
+            columns=["class", "where", "cause", "outcome", "count"],
+        )
+        return RunResult(
+            scenario=self.scenario.name,
+            variant=self.variant,
+            seed=self.seed,
+            summary=summary,
+            services=services,
+            timeseries=recorder.timeseries(),
+            events=recorder.events_frame(),
+            failures=failures,
+        )
+
+
+def _outcome_labels() -> list[str]:
+    from sim.request import OUTCOMES
+
+    return [o.label for o in OUTCOMES]
+
+
+def _clean(value: float) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def run(
+    scenario: sc.Scenario | str,
+    variant: str | None = None,
+    seed: int | None = None,
+    duration: float | None = None,
+) -> RunResult:
+    """Run a scenario (object, file or catalogue name) once and return its result."""
+    loaded = scenario if isinstance(scenario, sc.Scenario) else sc.load_scenario(scenario)
+    if duration is not None:
+        loaded = loaded.model_copy(update={"duration": duration})
+    return World(loaded, variant=variant, seed=seed).run()
