@@ -17,7 +17,9 @@ as independent failures (``1 - prod(1 - rate)``).
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sim import scenario as sc
@@ -44,17 +46,17 @@ class Faults:
 
     def schedule(self, faults: list[sc.Fault]) -> None:
         """Arrange every fault's start and end."""
-        env = self.world.env
         for index, fault in enumerate(faults):
             name = fault_name(index, fault)
             if isinstance(fault, sc.TrafficSurgeFault):
                 end = fault.at + fault.duration if fault.duration else math.inf
                 self.world.workload.surges.append(Surge(name, fault.at, end, fault.factor))
-            env.timeout(fault.at).callbacks.append(lambda _, f=fault, n=name: self._start(n, f))
+            self._at(fault.at, functools.partial(self._start, name, fault))
             if fault.duration is not None and not isinstance(fault, sc.CrashFault):
-                env.timeout(fault.at + fault.duration).callbacks.append(
-                    lambda _, f=fault, n=name: self._end(n, f)
-                )
+                self._at(fault.at + fault.duration, functools.partial(self._end, name, fault))
+
+    def _at(self, t: float, action: Callable[[], None]) -> None:
+        self.world.env.timeout(t).callbacks.append(lambda _: action())
 
     def _log(self, name: str, fault: sc.Fault, kind: str, detail: str) -> None:
         world = self.world

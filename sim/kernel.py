@@ -20,6 +20,7 @@ Model and simplifications (``../shared/reference/semantics.md`` §1-§3):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -59,7 +60,7 @@ class Cgroup:
     def __init__(self, name: str, parent: Cgroup | None, memory_max: float = UNLIMITED) -> None:
         self.name = name
         self.parent = parent
-        self.path = "/" if parent is None else f"{parent.path.rstrip('/')}/{name}"
+        self.path: str = "/" if parent is None else f"{parent.path.rstrip('/')}/{name}"
         self.children: list[Cgroup] = []
         self.memory_max = memory_max
         self.oom_group = False
@@ -293,7 +294,7 @@ class Host:
                 ),
             )
             self._victims.add(process)
-            self._schedule(lambda p=process: self.kill(p, "OOMKilled"))
+            self._schedule(functools.partial(self.kill, process, "OOMKilled"))
 
     @staticmethod
     def _oom_group(cgroup: Cgroup, domain: Cgroup) -> Cgroup | None:

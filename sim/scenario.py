@@ -19,7 +19,7 @@ import copy
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import networkx as nx
 import yaml
@@ -616,9 +616,12 @@ def _reference_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], st
             elif targets.index(call.to) != index:
                 yield ("services", name, "calls", index, "to"), f"{name} calls {call.to!r} twice"
         if service.placement != "spread":
-            for index, host in enumerate(service.placement):
-                if host not in host_names:
-                    yield ("services", name, "placement", index), _unknown("host", host, host_names)
+            for index, host_name in enumerate(service.placement):
+                if host_name not in host_names:
+                    yield (
+                        ("services", name, "placement", index),
+                        _unknown("host", host_name, host_names),
+                    )
     if s.workload.entry not in services:
         yield ("workload", "entry"), _unknown("service", s.workload.entry, services)
     graph = s.call_graph()
@@ -869,7 +872,7 @@ def _locate(
             isinstance(node, list) and isinstance(part, int) and part < len(node)
         ):
             real.append(part)
-            node = node[part]
+            node = cast(Any, node)[part]
         elif depth == len(path) - 1 and absent_leaf:
             real.append("from" if part == "from_" else part)  # a missing field
         # else: a union tag or another segment of pydantic's own, not in the data

@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import simpy
 from simpy.events import Event
@@ -444,7 +444,7 @@ class Edge:
                 child = env.process(instance.serve(request))
                 yield env.any_of((child, env.timeout(self.timeout)))
                 if child.triggered:
-                    outcome = child.value
+                    outcome = cast(Outcome, child.value)
                 else:
                     request.origin = (self.name, TIMEOUT)
                     outcome = TIMEOUT
@@ -497,17 +497,14 @@ class Service:
             env = self.env
             children = [env.process(edge.call(request)) for edge in chosen]
             yield env.all_of(children)
-            outcomes = [child.value for child in children]
-        else:
-            outcomes = []
-            for edge in chosen:
-                outcome = yield from edge.call(request)
-                outcomes.append(outcome)
+            for edge, child in zip(chosen, children, strict=True):
+                outcome = cast(Outcome, child.value)
                 if outcome > DEGRADED and not edge.optional:
                     return DEPENDENCY
                 degraded = degraded or outcome is not OK
             return DEGRADED if degraded else OK
-        for edge, outcome in zip(chosen, outcomes, strict=True):
+        for edge in chosen:
+            outcome = yield from edge.call(request)
             if outcome > DEGRADED and not edge.optional:
                 return DEPENDENCY
             degraded = degraded or outcome is not OK

@@ -15,6 +15,7 @@ Each arrival is a request process that calls the entry service through the users
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Generator
@@ -82,9 +83,7 @@ class Workload:
                 extra = surge.factor - 1
                 env.process(
                     self._arrivals(
-                        lambda t, s=surge, k=extra: (
-                            k * rate_at(profile, t) if s.start <= t < s.end else 0.0
-                        ),
+                        functools.partial(_surge_rate, profile, surge, extra),
                         extra * rate_bounds(profile),
                         f"{entry}/surge/{surge.name}",
                         surge.start,
@@ -137,6 +136,10 @@ class Workload:
         if outcome > DEGRADED or (outcome == DEGRADED and request.origin is not None):
             where, why = request.origin or (self.config.entry, outcome)
             self.recorder.why[(self.class_names[request.cls], where, why.label, outcome.label)] += 1
+
+
+def _surge_rate(profile: sc.RateProfile, surge: Surge, extra: float, t: float) -> float:
+    return extra * rate_at(profile, t) if surge.start <= t < surge.end else 0.0
 
 
 def _uniform(seed: int, name: str) -> Callable[[], float]:
