@@ -12,11 +12,39 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
+
 from rich.console import Console
 from rich.table import Table
 
+
+USAGE_ERROR = 2
+
+# typer's usage errors (it vendors click): UsageError's base, found from the public BadParameter
+ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (unknown option, bad value, missing argument) as one ``error:`` line, exit 2."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except ClickException as exc:
+            where = f"faultlab {exc.ctx.command_path.partition(' ')[2]}".strip() if exc.ctx else ""
+            hint = f" (see '{where} --help')" if where else ""
+            _err.print(f"error: {exc.format_message()}{hint}", markup=False)
+            sys.exit(exc.exit_code)
+        except (typer.Abort, KeyboardInterrupt):
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="faultlab",
+    cls=_OneLineErrors,
     help="Simulate hosts, cgroups, the OOM killer and fault-tolerance patterns; compare designs.",
     no_args_is_help=True,
     add_completion=False,
@@ -25,12 +53,10 @@ app = typer.Typer(
 _out = Console(highlight=False)
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-USAGE_ERROR = 2
-
 
 def _fail(message: str) -> NoReturn:
     for line in message.splitlines() or [message]:
-        _err.print(f"[red]error:[/red] {line}", markup=True, highlight=False)
+        _err.print(f"error: {line}", markup=False, highlight=False)
     raise typer.Exit(USAGE_ERROR)
 
 
@@ -206,12 +232,62 @@ def _ms(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value * 1000:.1f}ms"
 
 
+@app.command()
+def bench(
+    duration: Annotated[
+        str, typer.Option(help="Simulated time of each run, e.g. 60s or 5m.")
+    ] = "60s",
+    repeat: Annotated[int, typer.Option(help="Timed runs per model; the best is kept.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Per-hop cost of three-tier (patterns off) against a bare-SimPy model of the same shape."""
+    import json
+
+    from sim.bench import SCENARIO, TARGET_RATIO
+    from sim.bench import bench as run_bench
+    from sim.units import format_bytes, format_duration, parse_duration
+
+    try:
+        length = parse_duration(duration)
+    except ValueError as exc:
+        _fail(f"--duration: {exc}")
+    if not length > 0:
+        _fail("--duration: must be greater than 0")
+    if repeat < 1:
+        _fail("--repeat: must be at least 1")
+    result = run_bench(length, repeat)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n")
+        return
+    table = Table(
+        "model",
+        "hops",
+        f"wall (best of {repeat})",
+        "hops/s",
+        "µs/hop",
+        "peak memory",
+        title=f"{SCENARIO}, patterns off, {format_duration(length)} simulated, seed {result.seed}",
+    )
+    for side in (result.bare, result.faultlab):
+        table.add_row(
+            side.name,
+            str(side.hops),
+            f"{side.wall:.3f}s",
+            f"{side.hops_per_s:,.0f}",
+            f"{side.us_per_hop:.2f}",
+            format_bytes(side.peak_bytes),
+        )
+    _out.print(table)
+    verdict = "[green]within[/green]" if result.ratio <= TARGET_RATIO else "[red]over[/red]"
+    _out.print(
+        f"ratio (faultlab / bare time per hop): [bold]{result.ratio:.2f}x[/bold], "
+        f"{verdict} the target of {TARGET_RATIO:g}x"
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    app()
 
 
 if __name__ == "__main__":
