@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from typer.core import TyperGroup
-
 from rich.console import Console
 from rich.table import Table
-
+from typer.core import TyperGroup
 
 USAGE_ERROR = 2
 
