@@ -8,6 +8,7 @@ exits with code 2; no traceback reaches the user.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -19,22 +20,41 @@ from typer.core import TyperGroup
 USAGE_ERROR = 2
 
 # typer's usage errors (it vendors click): UsageError's base, found from the public BadParameter
-ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
 
 
 class _OneLineErrors(TyperGroup):
     """Usage errors (unknown option, bad value, missing argument) as one ``error:`` line, exit 2."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the CLI; in standalone mode, usage errors are one line and exit 2."""
+
+        def invoke() -> Any:
+            return super(_OneLineErrors, self).main(
+                args, prog_name, complete_var, False, windows_expand_args, **extra
+            )
+
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return invoke()
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = invoke()
         except ClickException as exc:
-            where = f"faultlab {exc.ctx.command_path.partition(' ')[2]}".strip() if exc.ctx else ""
+            error: Any = exc  # click's UsageError: message, ctx, exit_code
+            ctx = error.ctx
+            where = f"faultlab {ctx.command_path.partition(' ')[2]}".strip() if ctx else ""
             hint = f" (see '{where} --help')" if where else ""
-            _err.print(f"error: {exc.format_message()}{hint}", markup=False)
-            sys.exit(exc.exit_code)
+            _err.print(f"error: {error.format_message()}{hint}", markup=False)
+            sys.exit(error.exit_code)
         except (typer.Abort, KeyboardInterrupt):
             sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)

@@ -459,6 +459,8 @@ class CrashFault(FaultBase):
     def _one_selector(self) -> CrashFault:
         if self.count is not None and self.percent is not None:
             raise ValueError("give count or percent, not both")
+        if self.duration is not None:
+            raise ValueError("a crash happens at one instant: it takes no duration")
         return self
 
 
@@ -634,8 +636,19 @@ def _reference_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], st
         caller, callee = cycle[-1]
         index = [c.to for c in s.services[caller].calls].index(callee)
         yield ("services", caller, "calls", index, "to"), f"call graph has a cycle: {loop}"
+    names = [fault.name for fault in s.faults if fault.name]
     for index, fault in enumerate(s.faults):
-        yield from _fault_problems(index, fault, services, host_names)
+        yield from _fault_problems(index, fault, services, host_names, graph)
+        if fault.at >= s.duration:
+            yield (
+                ("faults", index, "at"),
+                (
+                    f"starts at {units.format_duration(fault.at)}, after the run ends "
+                    f"({units.format_duration(s.duration)})"
+                ),
+            )
+        if fault.name and names.count(fault.name) > 1:
+            yield ("faults", index, "name"), f"duplicate fault name {fault.name!r}"
     if all(
         host in host_names
         for svc in s.services.values()
@@ -650,7 +663,7 @@ def _unknown(what: str, name: str, known: Any) -> str:
 
 
 def _fault_problems(
-    index: int, fault: Any, services: set[str], hosts: list[str]
+    index: int, fault: Any, services: set[str], hosts: list[str], graph: nx.DiGraph[str]
 ) -> Iterator[tuple[tuple[str | int, ...], str]]:
     path: tuple[str | int, ...] = ("faults", index, "target")
     if isinstance(fault, LatencyFault | ErrorRateFault):
@@ -659,6 +672,13 @@ def _fault_problems(
             for end in (caller, callee):
                 if end not in services:
                     yield path, _unknown("service", end, services)
+            if caller in services and callee in services and not graph.has_edge(caller, callee):
+                yield path, f"{caller} does not call {callee}"
+            if isinstance(fault, LatencyFault) and fault.factor != 1:
+                yield (
+                    ("faults", index, "factor"),
+                    ("factor scales a service's own time; on an edge use add"),
+                )
         elif fault.target not in services:
             yield path, _unknown("service", fault.target, services) + " (or an edge 'a -> b')"
     elif isinstance(fault, CrashFault) and fault.target not in services:

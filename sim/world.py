@@ -91,7 +91,6 @@ class World:
             self._schedule,
             lambda: self.env.now,
         )
-        host.config = config  # type: ignore[attr-defined]
         system = host.root.child("system.slice")
         if config.kind == "kubernetes":
             host.spawn("kubelet", system.child("kubelet.service"), KUBELET_OOM_SCORE_ADJ)
@@ -150,7 +149,7 @@ class World:
 
     def _instance(self, service: Service, index: int, host: Host) -> Instance:
         config = service.config
-        host_config: sc.Host = host.config  # type: ignore[attr-defined]
+        host_config = self.scenario.host(host.name)
         pod = f"{service.name}-{index}"
         limit = config.resources.limits.memory
         memory_max = float(limit) if limit is not None else math.inf
