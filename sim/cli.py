@@ -50,6 +50,8 @@ class _OneLineErrors(TyperGroup):
             code = invoke()
         except ClickException as exc:
             error: Any = exc  # click's UsageError: message, ctx, exit_code
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                sys.exit(0)  # the help is already printed: `faultlab` alone asks for it
             ctx = error.ctx
             where = f"faultlab {ctx.command_path.partition(' ')[2]}".strip() if ctx else ""
             hint = f" (see '{where} --help')" if where else ""
