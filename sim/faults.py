@@ -157,7 +157,7 @@ class Faults:
             "node_ready",
             f"Node {host.name} status is now: NodeReady",
         )
-        world.start_host(host.name)
+        world.boot(host.name)
 
 
 def _describe(fault: sc.LatencyFault | sc.ErrorRateFault) -> str:

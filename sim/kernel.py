@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from patterns.oom_killer import (
+    OOM_SCORE_ADJ_MIN,
     PAGE_SIZE,
     OomCandidate,
     oom_kill_line,
@@ -96,6 +97,13 @@ class Cgroup:
         for cgroup in self.walk():
             yield from (p for p in cgroup.processes if p.alive)
 
+    def count_event(self, name: str) -> None:
+        """Count a ``memory.events`` entry here and in every ancestor (the file is hierarchical)."""
+        node: Cgroup | None = self
+        while node is not None:
+            node.events[name] += 1
+            node = node.parent
+
     def charge(self, amount: int) -> Cgroup | None:
         """Add ``amount`` bytes up the tree; return the lowest ancestor now over its limit."""
         over = None
@@ -154,7 +162,7 @@ class Process:
         host = self.host
         host.used += amount
         if over is not None:
-            over.events["max"] += 1
+            over.count_event("max")
             host.oom(self, over)
         elif host.used > host.ram:
             host.oom(self, None)
@@ -226,10 +234,11 @@ class Host:
     def oom(self, allocating: Process, memcg: Cgroup | None) -> None:
         """Run the OOM killer for a charge by ``allocating`` (memcg OOM when ``memcg`` is set)."""
         domain = memcg or self.root
+        if memcg is not None:
+            memcg.count_event("oom")
         if any(v.alive and v.cgroup in set(domain.walk()) for v in self._victims):
             return  # one victim in flight: wait for it to die before choosing another
         if memcg is not None:
-            memcg.events["oom"] += 1
             totalpages = max(1, int(memcg.memory_max) // PAGE_SIZE)
         else:
             totalpages = max(1, self.ram // PAGE_SIZE)
@@ -267,10 +276,11 @@ class Host:
                 memcg.path if memcg else None, victim.cgroup.path, victim.comm, victim.pid
             ),
         )
+        prefix = "Memory cgroup out of memory" if memcg else "Out of memory"
+        self._oom_kill(victim, prefix, now)
         group = self._oom_group(victim.cgroup, domain)
-        doomed = [victim]
         if group is not None:
-            group.events["oom_group_kill"] += 1
+            group.count_event("oom_group_kill")
             self._recorder.event(
                 now,
                 self.name,
@@ -278,23 +288,25 @@ class Host:
                 "oom_group_kill",
                 f"Tasks in {group.path} are going to be killed due to memory.oom.group set",
             )
-            doomed += [p for p in group.tasks() if p is not victim and p.oom_score_adj != -1000]
-        prefix = "Memory cgroup out of memory" if memcg else "Out of memory"
-        for process in doomed:
-            self.oom_kills += 1
-            for cgroup in process.cgroup.ancestors():
-                cgroup.events["oom_kill"] += 1
-            self._recorder.event(
-                now,
-                self.name,
-                process.cgroup.path,
-                "oom_kill",
-                oom_kill_line(
-                    prefix, process.pid, process.comm, process.rss // 1024, process.oom_score_adj
-                ),
-            )
-            self._victims.add(process)
-            self._schedule(functools.partial(self.kill, process, "OOMKilled"))
+            for process in list(group.tasks()):
+                if process is not victim and process.oom_score_adj != OOM_SCORE_ADJ_MIN:
+                    self._oom_kill(process, prefix, now)
+
+    def _oom_kill(self, process: Process, prefix: str, now: float) -> None:
+        """``__oom_kill_process``: count, log, and deliver SIGKILL at this instant."""
+        self.oom_kills += 1
+        process.cgroup.count_event("oom_kill")
+        self._recorder.event(
+            now,
+            self.name,
+            process.cgroup.path,
+            "oom_kill",
+            oom_kill_line(
+                prefix, process.pid, process.comm, process.rss // 1024, process.oom_score_adj
+            ),
+        )
+        self._victims.add(process)
+        self._schedule(functools.partial(self.kill, process, "OOMKilled"))
 
     @staticmethod
     def _oom_group(cgroup: Cgroup, domain: Cgroup) -> Cgroup | None:

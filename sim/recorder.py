@@ -115,7 +115,7 @@ class EntityStats:
             hist[key] = hist.get(key, 0) + 1
 
     def waited(self, now: float, wait: float) -> None:
-        """Add one queue wait (time from arrival at the instance to a worker)."""
+        """Add one queue wait (time from arrival at the instance to a worker; 0 when none)."""
         index = int(now * self.inv_width)
         if index >= self.n_bins:
             index = self.n_bins - 1

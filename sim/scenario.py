@@ -570,21 +570,35 @@ def _dotted(path: Sequence[str | int]) -> str:
     return ".".join(str(p) for p in path)
 
 
+DEFAULT_MEMORY_REQUEST = 200 * 1024**2
+"""Memory the scheduler assumes when scoring a pod with no request (``DefaultMemoryRequest``,
+kubernetes pkg/scheduler/util/pod_resources.go, 200 MB)."""
+
+
 def _placements(scenario: Scenario) -> Iterator[tuple[str, int, str]]:
     """Yield (service, replica index, host name) as the model places them.
 
-    ``spread`` puts each replica on the host with the most allocatable memory left (ties: the
-    earlier host), like the scheduler's LeastAllocated scoring; a host list is used round robin.
+    ``spread`` mimics the scheduler's defaults: among the hosts whose allocatable memory still
+    fits the request (the filter), first spread the replicas of one service over the hosts (the
+    default topology spread by hostname), then prefer the host with the most memory left
+    (``LeastAllocated``, a pod with no request scored as 200 MB); ties go to the earlier host.
+    A host list is used round robin.
     """
-    free = {h.name: h.allocatable for h in scenario.hosts}
+    order = [h.name for h in scenario.hosts]
+    free = {h.name: h.allocatable for h in scenario.hosts}  # what requests leave: the filter
+    score = dict(free)  # the same with no-request pods counted as 200 MB: the scoring
     for name, service in scenario.services.items():
         request = service.resources.memory_request
+        mine = dict.fromkeys(order, 0)
         for index in range(service.replicas):
             if service.placement == "spread":
-                host = max(free, key=lambda h: (free[h], -list(free).index(h)))
+                fitting = [h for h in order if free[h] >= request] or order
+                host = min(fitting, key=lambda h: (mine[h], -score[h], order.index(h)))
             else:
                 host = service.placement[index % len(service.placement)]
             free[host] -= request
+            score[host] -= request or DEFAULT_MEMORY_REQUEST
+            mine[host] += 1
             yield name, index, host
 
 

@@ -163,10 +163,9 @@ class Instance:
         self.process.charge(self.service.config.memory.baseline)
         delay = 0.0 if warm else self.service.config.startup.delay
         incarnation = self.incarnation
-        if delay > 0:
-            self.env.timeout(delay).callbacks.append(lambda _: self._ready(incarnation))
-        else:
-            self._ready(incarnation)
+        # even a warm start becomes ready through an event, after anything that killed it at
+        # this very instant (an OOM at start-up): such a container never was ready
+        self.env.timeout(delay).callbacks.append(lambda _: self._ready(incarnation))
 
     def _ready(self, incarnation: int) -> None:
         if self.incarnation != incarnation or self.state is not InstanceState.STARTING:
@@ -226,6 +225,8 @@ class Instance:
     def _restart(self, incarnation: int) -> None:
         if self.incarnation != incarnation or self.state is not InstanceState.WAITING:
             return
+        if not self.host.up:
+            return  # the node is down: its containers start when it comes back
         self.backoff.started(self.env.now, self.finished_at)
         self.restarts += 1
         self.service.recorder.event(
@@ -259,6 +260,7 @@ class Instance:
             if self.busy < self.workers:
                 self.busy += 1
                 holding = True
+                stats.waited(t0, 0.0)
             else:
                 capacity = self.queue_capacity
                 if capacity is not None and len(self.queue) >= capacity:
@@ -423,34 +425,41 @@ class Edge:
         self.perturbation: Perturbation | None = None
 
     def call(self, request: Request) -> HopResult:
-        """Make the call; return the outcome the caller sees (and count it on the edge)."""
+        """Make the call; return the outcome the caller sees (and count it on the edge).
+
+        The timeout covers the whole way to the callee and back, network delay included.
+        """
         env = self.env
         t0 = env.now
-        fault = self.perturbation
         outcome: Outcome
-        if fault is not None and fault.add:
-            yield env.timeout(fault.add)
-        if fault is not None and fault.error_rate and self.rng() < fault.error_rate:
-            request.origin = (self.name, ERROR)
-            outcome = ERROR
+        if self.timeout is None:
+            outcome = yield from self._deliver(request)
         else:
-            instance = self.callee.balancer.pick()
-            if instance is None:
-                request.origin = (self.callee.name, UNAVAILABLE)
-                outcome = UNAVAILABLE
-            elif self.timeout is None:
-                outcome = yield from instance.serve(request)
+            child = env.process(self._deliver(request))
+            yield env.any_of((child, env.timeout(self.timeout)))
+            if child.triggered:
+                outcome = cast(Outcome, child.value)
             else:
-                child = env.process(instance.serve(request))
-                yield env.any_of((child, env.timeout(self.timeout)))
-                if child.triggered:
-                    outcome = cast(Outcome, child.value)
-                else:
-                    request.origin = (self.name, TIMEOUT)
-                    outcome = TIMEOUT
+                request.origin = (self.name, TIMEOUT)
+                outcome = TIMEOUT
         now = env.now
         self.stats.record(now, outcome, now - t0)
         return outcome
+
+    def _deliver(self, request: Request) -> HopResult:
+        """The request's way to the callee: network faults, the load balancer, the server."""
+        fault = self.perturbation
+        if fault is not None:
+            if fault.add:
+                yield self.env.timeout(fault.add)
+            if fault.error_rate and self.rng() < fault.error_rate:
+                request.origin = (self.name, ERROR)
+                return ERROR
+        instance = self.callee.balancer.pick()
+        if instance is None:
+            request.origin = (self.callee.name, UNAVAILABLE)
+            return UNAVAILABLE
+        return (yield from instance.serve(request))
 
 
 class Service:

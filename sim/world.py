@@ -23,9 +23,10 @@ from patterns.oom_killer import (
     PAUSE_OOM_SCORE_ADJ,
     container_oom_score_adj,
 )
+from patterns.supervisor import CrashLoopBackOff
 from sim import scenario as sc
 from sim.faults import Faults
-from sim.kernel import Host
+from sim.kernel import Cgroup, Host
 from sim.recorder import CLIENT, Recorder, RunResult
 from sim.service import Edge, Instance, LoadBalancer, Service, uniform_source
 from sim.streams import service_time_sampler, stream
@@ -56,6 +57,8 @@ class World:
             s.recording.max_events,
             [CLIENT, *s.services, *self.edge_names],
         )
+        self._daemons: dict[str, list[tuple[str, Cgroup, int]]] = {}
+        """Per host, the processes that run outside the services' containers."""
         self.hosts = {h.name: self._host(h) for h in s.hosts}
         self.services = {name: self._service(name, cfg) for name, cfg in s.services.items()}
         self._edges: dict[tuple[str, str], Edge] = {}
@@ -92,9 +95,12 @@ class World:
             lambda: self.env.now,
         )
         system = host.root.child("system.slice")
+        daemons = self._daemons.setdefault(config.name, [])
         if config.kind == "kubernetes":
-            host.spawn("kubelet", system.child("kubelet.service"), KUBELET_OOM_SCORE_ADJ)
-            host.spawn("containerd", system.child("containerd.service"), KUBELET_OOM_SCORE_ADJ)
+            daemons.append(("kubelet", system.child("kubelet.service"), KUBELET_OOM_SCORE_ADJ))
+            daemons.append(
+                ("containerd", system.child("containerd.service"), KUBELET_OOM_SCORE_ADJ)
+            )
             kubepods = host.root.child("kubepods.slice", memory_max=config.allocatable)
             for slice_name in ("kubepods-burstable.slice", "kubepods-besteffort.slice"):
                 kubepods.child(slice_name)
@@ -163,8 +169,9 @@ class World:
             if slice_name is not None:
                 parent = parent.child(slice_name)
             pod_cgroup = parent.child(f"pod-{pod}")
-            pause = pod_cgroup.child("pause")
-            host.spawn("pause", pause, PAUSE_OOM_SCORE_ADJ)
+            self._daemons[host.name].append(
+                ("pause", pod_cgroup.child("pause"), PAUSE_OOM_SCORE_ADJ)
+            )
             cgroup = pod_cgroup.child(service.name, memory_max)
             cgroup.oom_group = (
                 True  # the kubelet's default on cgroup v2 (singleProcessOOMKill false)
@@ -176,9 +183,18 @@ class World:
         """Every instance placed on ``host``."""
         return [i for s in self.services.values() for i in s.instances if i.host.name == host]
 
-    def start_host(self, host: str, warm: bool = False) -> None:
-        """Start every instance placed on ``host`` (warm at t=0, cold when a host comes back)."""
+    def boot(self, host: str, warm: bool = False) -> None:
+        """Boot ``host``: its daemons and pod sandboxes, then every container placed on it.
+
+        Warm at t=0 (the run starts in steady state); cold when a host comes back, with new
+        containers that remember no back-off.
+        """
+        machine = self.hosts[host]
+        for comm, cgroup, adj in self._daemons[host]:
+            machine.spawn(comm, cgroup, adj)
         for instance in self.instances_on(host):
+            if not warm:
+                instance.backoff = CrashLoopBackOff()
             instance.start(warm)
 
     # ------------------------------------------------------------------ running
@@ -218,7 +234,7 @@ class World:
     def run(self) -> RunResult:
         """Run to the scenario's duration and return the result."""
         for host in self.hosts:
-            self.start_host(host, warm=True)
+            self.boot(host, warm=True)
         self.workload.start()
         self.env.process(self._sampler())
         self.env.run(until=self.scenario.duration)
