@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-import pytest
-
 from sim.kernel import Cgroup, Host
 from sim.recorder import Recorder
 
