@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 
 _BYTE_SUFFIXES = {
@@ -35,7 +36,7 @@ _DURATION_SUFFIXES = {
 }
 _RATE_PERIODS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
-_NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+_NUMBER = r"(-?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _BYTES_RE = re.compile(rf"^{_NUMBER}\s*([A-Za-z]*)$")
 _DURATION_RE = re.compile(rf"^{_NUMBER}\s*([a-z]+)$")
 _RATE_RE = re.compile(rf"^{_NUMBER}\s*/\s*([a-z]+)$")
@@ -48,59 +49,67 @@ def _finite(value: float, what: str) -> float:
     return float(value)
 
 
+def _quantity(
+    value: object,
+    what: str,
+    example: str,
+    pattern: re.Pattern[str],
+    scales: Mapping[str, float],
+    unit_word: str,
+    known: str,
+    unit_prefix: str = "",
+) -> float:
+    """Parse a non-negative number with an optional unit suffix into base units."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = _finite(value, what)
+    elif isinstance(value, str) and (match := pattern.match(value.strip())):
+        unit = match.group(2)
+        if unit not in scales:
+            raise ValueError(
+                f"unknown {unit_word} '{unit_prefix}{unit}' in {value!r} (use {known})"
+            )
+        number = float(match.group(1)) * scales[unit]
+    else:
+        raise ValueError(f"expected {what} such as {example}, got {value!r}")
+    if number < 0:
+        raise ValueError(f"{what} cannot be negative, got {value!r}")
+    return number
+
+
 def parse_bytes(value: object) -> int:
     """Parse a memory quantity ("512Mi", "2Gi", "100M", 1048576) into bytes."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = _finite(value, "a memory size")
-        if number < 0:
-            raise ValueError(f"a memory size cannot be negative, got {value!r}")
-        return int(number)
-    if isinstance(value, str):
-        match = _BYTES_RE.match(value.strip())
-        if match and match.group(2) in _BYTE_SUFFIXES:
-            return int(float(match.group(1)) * _BYTE_SUFFIXES[match.group(2)])
-        if match:
-            raise ValueError(
-                f"unknown memory unit {match.group(2)!r} in {value!r} "
-                "(use B, Ki, Mi, Gi, Ti, k, M, G or T)"
-            )
-    raise ValueError(f"expected a memory size such as '512Mi' or '2Gi', got {value!r}")
+    return int(
+        _quantity(
+            value,
+            "a memory size",
+            "'512Mi' or '2Gi'",
+            _BYTES_RE,
+            _BYTE_SUFFIXES,
+            "memory unit",
+            "B, Ki, Mi, Gi, Ti, k, M, G or T",
+        )
+    )
 
 
 def parse_duration(value: object) -> float:
     """Parse a duration ("250ms", "5m", "1h", "2s", 0.5) into seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = _finite(value, "a duration")
-        if number < 0:
-            raise ValueError(f"a duration cannot be negative, got {value!r}")
-        return number
-    if isinstance(value, str):
-        match = _DURATION_RE.match(value.strip())
-        if match and match.group(2) in _DURATION_SUFFIXES:
-            return float(match.group(1)) * _DURATION_SUFFIXES[match.group(2)]
-        if match:
-            raise ValueError(
-                f"unknown time unit {match.group(2)!r} in {value!r} (use us, ms, s, m or h)"
-            )
-    raise ValueError(f"expected a duration such as '250ms' or '5m', got {value!r}")
+    return _quantity(
+        value,
+        "a duration",
+        "'250ms' or '5m'",
+        _DURATION_RE,
+        _DURATION_SUFFIXES,
+        "time unit",
+        "us, ms, s, m or h",
+    )
 
 
 def parse_rate(value: object) -> float:
     """Parse a rate ("300/s", "1000/m", 12.5) into events per second."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = _finite(value, "a rate")
-        if number < 0:
-            raise ValueError(f"a rate cannot be negative, got {value!r}")
-        return number
-    if isinstance(value, str):
-        match = _RATE_RE.match(value.strip())
-        if match and match.group(2) in _RATE_PERIODS:
-            return float(match.group(1)) / _RATE_PERIODS[match.group(2)]
-        if match:
-            raise ValueError(
-                f"unknown rate unit '/{match.group(2)}' in {value!r} (use /s, /m or /h)"
-            )
-    raise ValueError(f"expected a rate such as '300/s', got {value!r}")
+    per_second = {unit: 1.0 / seconds for unit, seconds in _RATE_PERIODS.items()}
+    return _quantity(
+        value, "a rate", "'300/s'", _RATE_RE, per_second, "rate unit", "/s, /m or /h", "/"
+    )
 
 
 def parse_fraction(value: object) -> float:

@@ -78,7 +78,7 @@ def test_parse_cpu(text: object, expected: float) -> None:
             "10 parsecs",
             "unknown time unit 'parsecs' in '10 parsecs' (use us, ms, s, m or h)",
         ),
-        (units.parse_duration, "-1s", "expected a duration such as '250ms' or '5m', got '-1s'"),
+        (units.parse_duration, "-1s", "a duration cannot be negative, got '-1s'"),
         (units.parse_duration, -1, "a duration cannot be negative, got -1"),
         (units.parse_duration, True, "expected a duration such as '250ms' or '5m', got True"),
         (units.parse_duration, float("inf"), "a duration must be a finite number, got inf"),
