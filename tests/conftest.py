@@ -44,3 +44,10 @@ def minimal_scenario_yaml() -> str:
 def minimal_scenario() -> Scenario:
     """The minimal valid scenario, loaded."""
     return load_scenario_text(MINIMAL_SCENARIO_YAML, "minimal.yaml")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``browser`` marker: tests that drive Debian's chromium (deselect with -m)."""
+    config.addinivalue_line(
+        "markers", "browser: drives a real browser (Debian's /usr/bin/chromium) via Playwright"
+    )
