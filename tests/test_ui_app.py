@@ -124,6 +124,7 @@ def test_bad_upload_shows_each_problem_without_a_traceback(app: AppTest) -> None
     assert [e.value for e in app.error] == [
         "unknown-field.yaml:7:5: services.frontend.replica: unknown field"
     ]
+    assert [h.value for h in app.subheader] == ["1 problem in the scenario"]
     assert not app.button, "no run form for an invalid scenario"
     assert not app.metric
 

@@ -33,11 +33,16 @@ HISTORY_KEY = "explorer.history"
 def page() -> None:
     """Draw the explorer."""
     with st.sidebar:
-        scenario = _pick_scenario()
+        picked = _pick_scenario()
+        scenario = picked if isinstance(picked, Scenario) else None
         request = _run_form(scenario) if scenario is not None else None
     if scenario is None:
         st.title("What-if explorer")
-        st.info("Pick a scenario from the catalogue or upload a valid YAML file in the sidebar.")
+        if isinstance(picked, ScenarioError):
+            st.subheader(_count(len(picked.problems), "problem") + " in the scenario")
+            _show_problems(picked)
+        else:
+            st.info("Pick a scenario from the catalogue or upload a YAML file in the sidebar.")
         return
     _show_scenario(scenario)
     key = runs.scenario_key(scenario)
@@ -49,14 +54,13 @@ def page() -> None:
     _show_history()
 
 
-def _pick_scenario() -> Scenario | None:
-    """The scenario source widgets; the chosen, valid scenario or ``None`` (problems shown)."""
+def _pick_scenario() -> Scenario | ScenarioError | None:
+    """The scenario source widgets: the chosen scenario, why it is invalid, or ``None``."""
     st.header("Scenario")
     source = st.radio("Source", [CATALOGUE, UPLOAD], horizontal=True, key="explorer.source")
     if source == CATALOGUE:
         names = runs.catalogue()
         if not names:
-            st.error("The scenario catalogue is empty.")
             return None
         name = st.selectbox("Catalogue scenario", names, key="explorer.catalogue")
         return _load(lambda: runs.catalogue_scenario(name))
@@ -64,18 +68,16 @@ def _pick_scenario() -> Scenario | None:
         "Scenario YAML", type=["yaml", "yml"], key="explorer.upload", max_upload_size=5
     )
     if uploaded is None:
-        st.caption("Upload a scenario file; its problems are listed here, one per line.")
+        st.caption("A scenario file in faultlab's YAML format; problems are listed one per line.")
         return None
     return _load(lambda: runs.uploaded_scenario(uploaded.name, uploaded.getvalue()))
 
 
-def _load(loader: Callable[[], Scenario]) -> Scenario | None:
+def _load(loader: Callable[[], Scenario]) -> Scenario | ScenarioError:
     try:
-        scenario = loader()
+        return loader()
     except ScenarioError as exc:
-        _show_problems(exc)
-        return None
-    return scenario
+        return exc
 
 
 def _show_problems(exc: ScenarioError) -> None:
