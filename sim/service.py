@@ -432,16 +432,21 @@ class Edge:
         env = self.env
         t0 = env.now
         outcome: Outcome
-        if self.timeout is None:
-            outcome = yield from self._deliver(request)
-        else:
-            child = env.process(self._deliver(request))
-            yield env.any_of((child, env.timeout(self.timeout)))
-            if child.triggered:
-                outcome = cast(Outcome, child.value)
+        try:
+            if self.timeout is None:
+                outcome = yield from self._deliver(request)
             else:
-                request.origin = (self.name, TIMEOUT)
-                outcome = TIMEOUT
+                child = env.process(self._deliver(request))
+                yield env.any_of((child, env.timeout(self.timeout)))
+                if child.triggered:
+                    outcome = cast(Outcome, child.value)
+                else:
+                    request.origin = (self.name, TIMEOUT)
+                    outcome = TIMEOUT
+        except simpy.Interrupt:
+            # the caller died mid-call: the call ends with its connection
+            self.stats.record(env.now, RESET, env.now - t0)
+            raise
         now = env.now
         self.stats.record(now, outcome, now - t0)
         return outcome

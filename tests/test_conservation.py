@@ -11,7 +11,7 @@ everything to drain. Then:
 * no request is left inside any service, and every live instance has given back every worker
   slot and emptied its queue (a leaked slot would silently shrink capacity);
 * every call started on an edge ends in exactly one outcome on that edge (counted by wrapping
-  ``Edge.call``) -- which today holds only while no calling instance dies (see the xfail).
+  ``Edge.call``), also when the calling instance dies mid-call (``reset`` on the edge).
 """
 
 from __future__ import annotations
@@ -256,16 +256,6 @@ CALLER_DIES_MID_CALL = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sim/service.py Edge.call records the edge's outcome only when the call returns; when "
-        "the calling instance dies mid-call, the simpy.Interrupt propagates through Edge.call "
-        "(inline serve, or the any_of wait of a call with a timeout) and the edge 'front -> "
-        "back' records nothing, so its requests/outcome columns lose every call cut short by "
-        "the caller's death (the callee records it as reset); it should record 'reset'"
-    ),
-)
 def test_edge_records_calls_cut_short_by_the_callers_death(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
