@@ -167,7 +167,6 @@ def run(
     from sim.world import run as run_scenario
 
     loaded = _load(scenario)
-    length = None
     if duration is not None:
         try:
             length = parse_duration(duration)
@@ -175,16 +174,21 @@ def run(
             _fail(f"--duration: {exc}")
         if length <= 0:
             _fail("--duration: must be greater than 0")
+        try:
+            loaded = loaded.with_overrides({"duration": length})
+        except ScenarioError as exc:
+            _fail("\n".join(f"--duration {duration}: {p}" for p in exc.problems))
+    try:
+        loaded.with_variant(variant)
+    except ScenarioError as exc:
+        _fail("\n".join(f"--variant {variant}: {p}" for p in exc.problems))
     chosen = [f.strip() for f in formats.split(",") if f.strip()]
     unknown = [f for f in chosen if f not in ("parquet", "csv", "json")]
     if unknown or not chosen:
         _fail(
             f"--format: unknown format {', '.join(unknown) or formats!r} (use parquet, csv, json)"
         )
-    try:
-        result = run_scenario(loaded, variant=variant, seed=seed, duration=length)
-    except ScenarioError as exc:
-        _fail(f"--variant: {exc}")
+    result = run_scenario(loaded, variant=variant, seed=seed)
     if out is not None:
         try:
             result.save(out, tuple(chosen))

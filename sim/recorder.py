@@ -266,7 +266,9 @@ class RunResult:
         services: one row per entity (``client`` first, then each service).
         timeseries: tidy long DataFrame ``t, entity, metric, value``.
         events: the event log ``t, host, entity, kind, detail``.
-        failures: why requests failed: ``class, service, outcome, count``.
+        failures: why requests failed: ``class, where, cause, outcome, count``.
+        entities: what each entity name is: ``entity, kind, service, host`` (kinds: client,
+            service, instance, edge, host).
     """
 
     scenario: str
@@ -277,6 +279,7 @@ class RunResult:
     timeseries: pd.DataFrame
     events: pd.DataFrame
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    entities: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_json(self) -> str:
         """The summary and per-service table as JSON."""
@@ -294,6 +297,7 @@ class RunResult:
             "timeseries": self.timeseries,
             "events": self.events,
             "failures": self.failures,
+            "entities": self.entities,
         }
         for fmt in formats:
             for name, frame in tables.items():

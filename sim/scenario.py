@@ -554,16 +554,30 @@ class Scenario(Model):
                     )
                 ]
             )
+        return self.with_overrides(self.variants[variant], where=f"variants.{variant}.")
+
+    def with_overrides(self, overrides: Mapping[str, Any], where: str = "") -> Scenario:
+        """This scenario with dotted-path overrides applied and validated again.
+
+        ``{"duration": 60, "services.cart.workers": 8}``: the same overlay language as variants
+        (and what the UI's knobs and sweeps use). Problems are raised as :class:`ScenarioError`,
+        their paths prefixed by ``where``.
+        """
         data = self.model_dump(by_alias=True, exclude_defaults=True)
         problems: list[Problem] = []
-        for dotted, value in self.variants[variant].items():
+        for dotted, value in overrides.items():
             try:
                 apply_overlay(data, dotted, value)
             except OverlayError as exc:
-                problems.append(Problem(None, None, None, f"variants.{variant}.{dotted}", str(exc)))
+                problems.append(Problem(None, None, None, f"{where}{dotted}", str(exc)))
         if problems:
             raise ScenarioError(problems)
-        return _validate(data, None, {}, prefix=())
+        try:
+            return _validate(data, None, {}, prefix=())
+        except ScenarioError as exc:
+            raise ScenarioError(
+                [Problem(None, None, None, f"{where}{p.path}", p.message) for p in exc.problems]
+            ) from None
 
 
 def _dotted(path: Sequence[str | int]) -> str:

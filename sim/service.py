@@ -148,8 +148,10 @@ class Instance:
     def start(self, warm: bool = False) -> None:
         """Start the container: spawn its process, charge its baseline, become ready.
 
-        A cold start becomes ready after the start-up delay; a ``warm`` one (the replicas that
-        are already running when the run begins: the run starts in steady state) at once.
+        A cold start becomes ready after the start-up delay, through an event that comes after
+        anything that killed it at this very instant (an OOM at start-up: such a container never
+        was ready). A ``warm`` one, a replica already running when the run begins (the run starts
+        in steady state), is ready at once and logs nothing.
         """
         if not self.host.up:
             return
@@ -161,20 +163,22 @@ class Instance:
             self.service.name, self.cgroup, self.oom_score_adj, on_kill=self._killed
         )
         self.process.charge(self.service.config.memory.baseline)
-        delay = 0.0 if warm else self.service.config.startup.delay
         incarnation = self.incarnation
-        # even a warm start becomes ready through an event, after anything that killed it at
-        # this very instant (an OOM at start-up): such a container never was ready
+        if warm:
+            self._ready(incarnation, log=False)
+            return
+        delay = self.service.config.startup.delay
         self.env.timeout(delay).callbacks.append(lambda _: self._ready(incarnation))
 
-    def _ready(self, incarnation: int) -> None:
+    def _ready(self, incarnation: int, log: bool = True) -> None:
         if self.incarnation != incarnation or self.state is not InstanceState.STARTING:
             return
         self.state = InstanceState.RUNNING
         self.service.balancer.add(self)
-        self.service.recorder.event(
-            self.env.now, self.host.name, self.name, "ready", f"Container {self.name} is ready"
-        )
+        if log:
+            self.service.recorder.event(
+                self.env.now, self.host.name, self.name, "ready", f"Container {self.name} is ready"
+            )
 
     def _killed(self, reason: str) -> None:
         self.terminate(reason, KILL_EXIT_CODE)

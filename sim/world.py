@@ -200,15 +200,26 @@ class World:
     # ------------------------------------------------------------------ running
 
     def _sampler(self) -> Generator[simpy.Event, Any, None]:
+        """Sample the gauges at the start of every bin; close each bin at its end."""
         recorder = self.recorder
         width = recorder.bin_width
         for index in range(recorder.n_bins):
-            end = min((index + 1) * width, self.scenario.duration)
-            yield self.env.timeout(end - self.env.now)
-            recorder.close_bin(index, end)
+            if index:
+                yield self.env.timeout(index * width - self.env.now)
+                self._close(index - 1, index * width)
             self._sample(index)
 
+    def _close(self, index: int, end: float) -> None:
+        """End bin ``index``: integrate in-system counts, keep each cgroup's peak within it."""
+        self.recorder.close_bin(index, end)
+        for service in self.services.values():
+            for instance in service.instances:
+                cgroup = instance.cgroup
+                self.recorder.gauge(index, instance.name, "memory_peak", cgroup.peak)
+                cgroup.peak = cgroup.usage
+
     def _sample(self, index: int) -> None:
+        """Gauges of bin ``index``: the state at its start."""
         gauge = self.recorder.gauge
         for name, service in self.services.items():
             for state, count in service.instance_counts().items():
@@ -223,10 +234,8 @@ class World:
             for instance in service.instances:
                 cgroup = instance.cgroup
                 gauge(index, instance.name, "memory", cgroup.usage)
-                gauge(index, instance.name, "memory_peak", cgroup.peak)
                 if cgroup.memory_max != math.inf:
                     gauge(index, instance.name, "memory_max", cgroup.memory_max)
-                cgroup.peak = cgroup.usage
         for host in self.hosts.values():
             gauge(index, host.name, "memory", host.used)
             gauge(index, host.name, "memory_total", host.ram)
@@ -237,7 +246,9 @@ class World:
             self.boot(host, warm=True)
         self.workload.start()
         self.env.process(self._sampler())
-        self.env.run(until=self.scenario.duration)
+        duration = self.scenario.duration
+        self.env.run(until=duration)
+        self._close(self.recorder.n_bins - 1, duration)
         return self._result()
 
     def _result(self) -> RunResult:
@@ -261,7 +272,7 @@ class World:
             "availability": _clean(client["availability"]),
             "latency_p50": _clean(client["latency_p50"]),
             "latency_p99": _clean(client["latency_p99"]),
-            "outcomes": {k: int(client[k]) for k in _outcome_labels() if client[k]},
+            "outcomes": {k: int(client[k]) for k in _outcome_labels()},
             "oom_kills": sum(h.oom_kills for h in self.hosts.values()),
             "restarts": sum(i.restarts for i in instances),
             "events": len(recorder.events),
@@ -280,7 +291,18 @@ class World:
             timeseries=recorder.timeseries(),
             events=recorder.events_frame(),
             failures=failures,
+            entities=self._entities(),
         )
+
+    def _entities(self) -> pd.DataFrame:
+        """What each entity name in the tables is: kind, its service, its host."""
+        rows: list[tuple[str, str, str | None, str | None]] = [(CLIENT, "client", None, None)]
+        for name, service in self.services.items():
+            rows.append((name, "service", name, None))
+            rows += [(i.name, "instance", name, i.host.name) for i in service.instances]
+        rows += [(edge, "edge", edge.partition(" -> ")[2], None) for edge in self.edge_names]
+        rows += [(host, "host", None, host) for host in self.hosts]
+        return pd.DataFrame(rows, columns=["entity", "kind", "service", "host"])
 
 
 def _outcome_labels() -> list[str]:
@@ -299,8 +321,12 @@ def run(
     seed: int | None = None,
     duration: float | None = None,
 ) -> RunResult:
-    """Run a scenario (object, file or catalogue name) once and return its result."""
+    """Run a scenario (object, file or catalogue name) once and return its result.
+
+    ``duration`` overrides the run length; the scenario is validated again with it (a fault
+    that would start after the new end is an error, not silently dropped).
+    """
     loaded = scenario if isinstance(scenario, sc.Scenario) else sc.load_scenario(scenario)
     if duration is not None:
-        loaded = loaded.model_copy(update={"duration": duration})
+        loaded = loaded.with_overrides({"duration": duration})
     return World(loaded, variant=variant, seed=seed).run()

@@ -29,6 +29,9 @@ HISTORY_LENGTH = 10
 RESULT_KEY = "explorer.result"
 HISTORY_KEY = "explorer.history"
 
+FEATURED = "three-tier"
+"""The catalogue scenario the explorer opens with."""
+
 
 def page() -> None:
     """Draw the explorer."""
@@ -62,7 +65,8 @@ def _pick_scenario() -> Scenario | ScenarioError | None:
         names = runs.catalogue()
         if not names:
             return None
-        name = st.selectbox("Catalogue scenario", names, key="explorer.catalogue")
+        first = names.index(FEATURED) if FEATURED in names else 0
+        name = st.selectbox("Catalogue scenario", names, index=first, key="explorer.catalogue")
         return _load(lambda: runs.catalogue_scenario(name))
     uploaded = st.file_uploader(
         "Scenario YAML", type=["yaml", "yml"], key="explorer.upload", max_upload_size=5
