@@ -211,12 +211,11 @@ def _print_summary(result: Any, out: Path | None) -> None:
         f"p99 {_ms(summary['latency_p99'])}, OOM kills {summary['oom_kills']}, "
         f"restarts {summary['restarts']}"
     )
-    table = Table("entity", "kind", "requests", "availability", "p50", "p99", "errors")
+    table = Table("entity", "requests", "avail.", "p50", "p99", "errors")
     for row in result.services.to_dict("records"):
         errors = {k: row[k] for k in ERROR_COLUMNS if row[k]}
         table.add_row(
-            row["entity"],
-            row["kind"],
+            row["entity"] if row["kind"] != "edge" else f"[dim]{row['entity']}[/dim]",
             str(row["requests"]),
             _pct(row["availability"]),
             _ms(row["latency_p50"]),
