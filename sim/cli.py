@@ -52,9 +52,13 @@ class _OneLineErrors(TyperGroup):
             error: Any = exc  # click's UsageError: message, ctx, exit_code
             if type(exc).__name__ == "NoArgsIsHelpError":
                 sys.exit(0)  # the help is already printed: `faultlab` alone asks for it
+            names = []
             ctx = error.ctx
-            where = f"faultlab {ctx.command_path.partition(' ')[2]}".strip() if ctx else ""
-            hint = f" (see '{where} --help')" if where else ""
+            while ctx is not None and ctx.parent is not None:
+                names.append(ctx.info_name)
+                ctx = ctx.parent
+            where = " ".join(["faultlab", *reversed(names)])
+            hint = f" (see '{where} --help')" if error.ctx is not None else ""
             _err.print(f"error: {error.format_message()}{hint}", markup=False)
             sys.exit(error.exit_code)
         except (typer.Abort, KeyboardInterrupt):
@@ -184,10 +188,10 @@ def run(
         _fail("\n".join(f"--variant {variant}: {p}" for p in exc.problems))
     chosen = [f.strip() for f in formats.split(",") if f.strip()]
     unknown = [f for f in chosen if f not in ("parquet", "csv", "json")]
-    if unknown or not chosen:
-        _fail(
-            f"--format: unknown format {', '.join(unknown) or formats!r} (use parquet, csv, json)"
-        )
+    if not chosen:
+        _fail("--format: no format given (use parquet, csv, json)")
+    if unknown:
+        _fail(f"--format: unknown format {', '.join(map(repr, unknown))} (use parquet, csv, json)")
     result = run_scenario(loaded, variant=variant, seed=seed)
     if out is not None:
         try:
