@@ -162,6 +162,41 @@ def throughput_by_outcome(timeseries: pd.DataFrame, entity: str = "client") -> g
     return fig
 
 
+def _service_lines(
+    timeseries: pd.DataFrame,
+    services: Sequence[str] | None,
+    metric: str,
+    *,
+    scale: float = 1.0,
+    hover: str = "%{y:.0f}",
+    steps: bool = False,
+) -> go.Figure:
+    """One line per service of ``metric`` over time, in the legend order of ``services``.
+
+    Step lines (``steps``) get decreasing widths, so services at equal values all stay visible.
+    """
+    fig = go.Figure()
+    chosen = list(services) if services is not None else services_in(timeseries)
+    for index, service in enumerate(chosen):
+        series = _series(timeseries, service, metric)
+        if series.empty:
+            continue
+        line: dict[str, object] = {"color": SERIES_COLOURS[index % len(SERIES_COLOURS)]}
+        if steps:
+            line |= {"shape": "hv", "width": _overlap_width(index, len(chosen))}
+        fig.add_trace(
+            go.Scatter(
+                x=series["t"],
+                y=series["value"] * scale,
+                name=service,
+                mode="lines",
+                line=line,
+                hovertemplate=hover,
+            )
+        )
+    return fig
+
+
 def latency_p99_by_service(
     timeseries: pd.DataFrame, services: Sequence[str] | None = None
 ) -> go.Figure:
@@ -176,21 +211,7 @@ def latency_p99_by_service(
     Returns:
         The figure, y in milliseconds.
     """
-    fig = go.Figure()
-    for index, service in enumerate(services if services is not None else services_in(timeseries)):
-        series = _series(timeseries, service, "latency_p99")
-        if series.empty:
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=series["t"],
-                y=series["value"] * 1000.0,
-                name=service,
-                mode="lines",
-                line={"color": SERIES_COLOURS[index % len(SERIES_COLOURS)]},
-                hovertemplate="%{y:.0f} ms",
-            )
-        )
+    fig = _service_lines(timeseries, services, "latency_p99", scale=1000.0, hover="%{y:.0f} ms")
     _layout(fig, "p99 latency per service", "p99 latency (ms)")
     if not fig.data:
         _empty(fig, "no latency recorded")
@@ -207,27 +228,7 @@ def ready_instances(timeseries: pd.DataFrame, services: Sequence[str] | None = N
     Returns:
         The figure, y in instances.
     """
-    fig = go.Figure()
-    chosen = list(services) if services is not None else services_in(timeseries)
-    count = len(chosen)
-    for index, service in enumerate(chosen):
-        series = _series(timeseries, service, "instances.ready")
-        if series.empty:
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=series["t"],
-                y=series["value"],
-                name=service,
-                mode="lines",
-                line={
-                    "shape": "hv",
-                    "color": SERIES_COLOURS[index % len(SERIES_COLOURS)],
-                    "width": _overlap_width(index, count),
-                },
-                hovertemplate="%{y:.0f}",
-            )
-        )
+    fig = _service_lines(timeseries, services, "instances.ready", steps=True)
     _layout(fig, "Ready instances per service", "ready instances")
     fig.update_yaxes(tickformat="d", dtick=1 if _max_value(fig) <= 10 else None)
     if not fig.data:
@@ -243,7 +244,7 @@ def _overlap_width(index: int, count: int) -> float:
 def queue_length_by_service(
     timeseries: pd.DataFrame, services: Sequence[str] | None = None
 ) -> go.Figure:
-    """Requests waiting in each service's admission queues (all instances), per time bin.
+    """Requests waiting in each service's admission queues (all instances), at each bin's start.
 
     Args:
         timeseries: the tidy ``t, entity, metric, value`` table of a run.
@@ -252,22 +253,7 @@ def queue_length_by_service(
     Returns:
         The figure, y in requests.
     """
-    fig = go.Figure()
-    chosen = list(services) if services is not None else services_in(timeseries)
-    for index, service in enumerate(chosen):
-        series = _series(timeseries, service, "queued")
-        if series.empty:
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=series["t"],
-                y=series["value"],
-                name=service,
-                mode="lines",
-                line={"color": SERIES_COLOURS[index % len(SERIES_COLOURS)]},
-                hovertemplate="%{y:.0f}",
-            )
-        )
+    fig = _service_lines(timeseries, services, "queued")
     _layout(fig, "Queued requests per service", "queued requests")
     if not fig.data:
         _empty(fig, "no queues recorded")
