@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from simpy.events import Event
 
 from sim import scenario as sc
-from sim.kernel import KILL_EXIT_CODE
-from sim.service import InstanceState, Perturbation
+from sim import units
+from sim.kernel import KILL_EXIT_CODE, Process
+from sim.memory import allocate, grow
+from sim.service import Instance, InstanceState, Perturbation
 from sim.streams import stream
 from sim.workload import Surge
 
@@ -74,15 +78,19 @@ class Faults:
             self._crash(name, fault)
         elif isinstance(fault, sc.TrafficSurgeFault):
             self._log(name, fault, "fault_start", f"arrival rate x{fault.factor:g}")
-        else:
+        elif isinstance(fault, sc.HostDownFault):
             self._host_down(name, fault)
+        elif isinstance(fault, sc.MemoryHogFault):
+            self._hog(name, fault)
+        else:
+            self._memory(name, fault)
 
     def _end(self, name: str, fault: sc.Fault) -> None:
         if isinstance(fault, sc.LatencyFault | sc.ErrorRateFault):
             self._active[fault.target].remove(fault)
             self._apply(fault.target)
         elif isinstance(fault, sc.HostDownFault):
-            self._host_up(fault)
+            self.world.bring_up(fault.target)
         self._log(name, fault, "fault_end", "ended")
 
     def _apply(self, target: str) -> None:
@@ -105,7 +113,16 @@ class Faults:
         else:
             world.services[target].perturbation = perturbation
 
-    def _crash(self, name: str, fault: sc.CrashFault) -> None:
+    def _choose(
+        self,
+        name: str,
+        fault: sc.CrashFault | sc.MemoryLeakFault | sc.MemorySpikeFault,
+        default: int | None,
+    ) -> list[Instance]:
+        """The live instances a fault hits, drawn from the fault's own stream.
+
+        ``count``, or ``percent`` (rounded up) of them; ``default`` (None: all) when neither.
+        """
         service = self.world.services[fault.target]
         alive = [
             i
@@ -115,11 +132,71 @@ class Faults:
         if fault.percent is not None:
             count = math.ceil(fault.percent * len(service.instances) - 1e-9)
         else:
-            count = fault.count or 1
+            count = fault.count or default or len(alive)
         count = min(count, len(alive))
         rng = stream(self.world.seed, f"faults/{name}")
         chosen = sorted(rng.choice(len(alive), size=count, replace=False).tolist()) if count else []
-        victims = [alive[i] for i in chosen]
+        return [alive[i] for i in chosen]
+
+    def _memory(self, name: str, fault: sc.MemoryLeakFault | sc.MemorySpikeFault) -> None:
+        """Leak at a rate, or allocate a spike, in the chosen instances' main processes."""
+        env = self.world.env
+        targets = self._choose(name, fault, None)
+        end = fault.at + fault.duration if fault.duration else math.inf
+        for instance in targets:
+            process = instance.process
+            if process is None:
+                continue
+            if isinstance(fault, sc.MemoryLeakFault):
+                env.process(grow(env, process, fault.rate, until=end))
+            else:
+                env.process(self._spike(process, fault.size, end))
+        what = (
+            f"leaking {units.format_bytes(fault.rate)}/s"
+            if isinstance(fault, sc.MemoryLeakFault)
+            else f"allocating {units.format_bytes(fault.size)}"
+        )
+        self._log(name, fault, "fault_start", f"{what} in {', '.join(i.name for i in targets)}")
+
+    def _spike(self, process: Process, size: int, end: float) -> Generator[Event, Any, None]:
+        env = self.world.env
+        if not (yield from allocate(env, process, size)):
+            return
+        if end != math.inf:
+            yield env.timeout(max(0.0, end - env.now))
+            process.uncharge(size)
+
+    def _hog(self, name: str, fault: sc.MemoryHogFault) -> None:
+        """A noisy neighbour: a process of its own that allocates up to ``size`` and holds it."""
+        world = self.world
+        host = world.hosts[fault.target]
+        if not host.up:
+            return
+        process = host.spawn(fault.process, host.cgroup(fault.cgroup), fault.oom_score_adj)
+        end = fault.at + fault.duration if fault.duration else math.inf
+        world.env.process(self._hold(process, fault, end))
+        self._log(
+            name,
+            fault,
+            "fault_start",
+            f"{fault.process} (pid {process.pid}) in {fault.cgroup} allocating "
+            f"{units.format_bytes(fault.size)}",
+        )
+
+    def _hold(
+        self, process: Process, fault: sc.MemoryHogFault, end: float
+    ) -> Generator[Event, Any, None]:
+        env = self.world.env
+        if fault.rate is None:
+            yield from allocate(env, process, fault.size)
+        else:
+            yield from grow(env, process, fault.rate, fault.size, until=end)
+        if end != math.inf and process.alive:
+            yield env.timeout(max(0.0, end - env.now))
+            process.host.kill(process, "Completed")
+
+    def _crash(self, name: str, fault: sc.CrashFault) -> None:
+        victims = self._choose(name, fault, 1)
         self._log(
             name,
             fault,
@@ -130,34 +207,8 @@ class Faults:
             victim.terminate("Error", KILL_EXIT_CODE)
 
     def _host_down(self, name: str, fault: sc.HostDownFault) -> None:
-        world = self.world
-        host = world.hosts[fault.target]
         self._log(name, fault, "fault_start", "host down")
-        host.up = False
-        world.recorder.event(
-            world.env.now,
-            host.name,
-            host.name,
-            "node_not_ready",
-            f"Node {host.name} status is now: NodeNotReady",
-        )
-        for instance in world.instances_on(host.name):
-            instance.terminate("HostDown", KILL_EXIT_CODE)
-        for process in list(host.processes):
-            host.kill(process, "HostDown")
-
-    def _host_up(self, fault: sc.HostDownFault) -> None:
-        world = self.world
-        host = world.hosts[fault.target]
-        host.up = True
-        world.recorder.event(
-            world.env.now,
-            host.name,
-            host.name,
-            "node_ready",
-            f"Node {host.name} status is now: NodeReady",
-        )
-        world.boot(host.name)
+        self.world.take_down(fault.target, "HostDown")
 
 
 def _describe(fault: sc.LatencyFault | sc.ErrorRateFault) -> str:

@@ -136,13 +136,82 @@ Distribution = Annotated[
 # --------------------------------------------------------------------------- hosts
 
 
+class SysctlConfig(Model):
+    """Memory sysctls of a host; defaults are the kernel's (Documentation/admin-guide/sysctl).
+
+    ``kernel_panic`` is ``kernel.panic``: seconds from a panic to the reboot, 0 = never.
+    ``swap_rate`` and ``thrash_factor`` are model parameters, not sysctls: how fast the swap
+    device moves pages (200 MiB/s) and how much a process slows per share of its memory in swap.
+    """
+
+    panic_on_oom: Literal[0, 1, 2] = 0
+    oom_kill_allocating_task: Literal[0, 1] = 0
+    overcommit_memory: Literal[0, 1, 2] = 0
+    overcommit_ratio: Annotated[int, Field(ge=0, le=1000)] = 50
+    kernel_panic: Duration = 0.0
+    swap_rate: Annotated[Rate, Field(gt=0)] = 200 * 1024**2
+    thrash_factor: Annotated[float, Field(ge=0)] = 10.0
+
+
+class CgroupSettings(Model):
+    """cgroup memory files to write (``null``: leave the default ``max`` / 0).
+
+    ``oom_kill_disable`` is cgroup v1's ``memory.oom_control`` (hosts with ``cgroup_version: 1``).
+    """
+
+    max: Bytes | None = None
+    high: Bytes | None = None
+    min: Bytes = 0
+    low: Bytes = 0
+    swap_max: Bytes | None = None
+    oom_group: bool | None = None
+    oom_kill_disable: bool = False
+
+
+class ExtraCgroup(CgroupSettings):
+    """A cgroup of the host's own (a batch slice, a limited system service)."""
+
+    path: str = Field(pattern=r"^/[^\s]*$")
+
+
+class ExtraProcess(Model):
+    """A process that is not a service replica: a batch job, a log shipper, a memory hog.
+
+    It allocates ``memory`` at ``rate`` (all at once when ``rate`` is null) from ``at`` on.
+    """
+
+    name: str = Field(min_length=1, max_length=15)
+    cgroup: str = Field(default="/system.slice/extra.service", pattern=r"^/[^\s]*$")
+    memory: Bytes = 0
+    rate: Annotated[Bytes, Field(gt=0)] | None = None
+    at: Duration = 0.0
+    oom_score_adj: Annotated[int, Field(ge=-1000, le=1000)] = 0
+
+
+class UserspaceKillers(Model):
+    """Optional user-space OOM killers on a host (off by default): earlyoom, systemd-oomd.
+
+    ``earlyoom``: ``{mem_term_percent: 10, swap_term_percent: 10}`` (earlyoom's ``-m``/``-s``).
+    ``systemd_oomd``: monitored cgroups with ``ManagedOOMMemoryPressure=kill`` and their limit,
+    e.g. ``{monitor: ["/kubepods.slice"], memory_pressure_limit: 60%, duration: 30s}``.
+    """
+
+    earlyoom: dict[str, Any] | None = None
+    systemd_oomd: dict[str, Any] | None = None
+
+
 class Host(Model):
     """A machine: RAM, swap, CPUs, and how it is run.
 
     ``kind: kubernetes`` (default) lays out cgroup v2 the way the kubelet does; ``bare`` runs each
     replica as a systemd service. Allocatable memory for pods is
     ``memory - kube_reserved - system_reserved - eviction_hard`` (Kubernetes "Reserve Compute
-    Resources"; the eviction threshold default ``memory.available<100Mi`` is the kubelet's).
+    Resources"; the eviction threshold default ``memory.available<100Mi`` is the kubelet's), and
+    the kubelet evicts pods below that threshold (``eviction``, on by default).
+
+    ``single_process_oom_kill`` is the kubelet option (default false on cgroup v2: every container
+    cgroup gets ``memory.oom.group=1``; forced true on cgroup v1). ``memory_qos`` is the MemoryQoS
+    feature gate (off by default): ``memory.high = limit * 0.9`` and ``memory.min = request``.
     """
 
     name: str = Field(min_length=1)
@@ -153,6 +222,14 @@ class Host(Model):
     kube_reserved: Bytes = 0
     system_reserved: Bytes = 0
     eviction_hard: Bytes = 100 * 1024**2
+    eviction: bool = True
+    cgroup_version: Literal[1, 2] = 2
+    single_process_oom_kill: bool = False
+    memory_qos: bool = False
+    sysctls: SysctlConfig = SysctlConfig()
+    cgroups: list[ExtraCgroup] = []
+    processes: list[ExtraProcess] = []
+    oom_killers: UserspaceKillers = UserspaceKillers()
 
     @property
     def allocatable(self) -> int:
@@ -214,11 +291,24 @@ class MemoryModel(Model):
     """Memory of one instance: baseline + per in-flight request + per queued request.
 
     So overload grows memory and can end in an OOM kill. Zero (not modelled) by default.
+    ``cache`` is page cache the process keeps (reclaimable), ``leak`` bytes per second that it
+    never frees, ``exit_delay`` how long the process takes to exit once SIGKILLed (0: at once; a
+    victim stuck longer than 2 s is reaped by the OOM reaper).
     """
 
     baseline: Bytes = 0
     per_request: Bytes = 0
     per_queued: Bytes = 0
+    cache: Bytes = 0
+    leak: Bytes = 0
+    exit_delay: Duration = 0.0
+
+
+class ContainerProcess(Model):
+    """Another process in the container (a worker, a sidecar-like helper): its memory."""
+
+    name: str = Field(min_length=1, max_length=15)
+    memory: Bytes = 0
 
 
 class QueueConfig(Model):
@@ -292,6 +382,9 @@ class Service(Model):
     workers: Annotated[int, Field(ge=1)] = 200
     service_time: Distribution
     memory: MemoryModel = MemoryModel()
+    cgroup: CgroupSettings = CgroupSettings()
+    processes: list[ContainerProcess] = []
+    priority: int = 0
     admission: Admission = Admission()
     load_balancer: Literal["round_robin", "least_outstanding", "random"] = "round_robin"
     call_mode: Literal["sequential", "parallel"] = "sequential"
@@ -478,8 +571,54 @@ class HostDownFault(FaultBase):
     target: str
 
 
+class MemoryLeakFault(FaultBase):
+    """The target service's instances leak ``rate`` bytes per second while the fault lasts.
+
+    ``count``/``percent`` choose which instances (default: all of them).
+    """
+
+    kind: Literal["memory_leak"]
+    target: str
+    rate: Annotated[Bytes, Field(gt=0)]
+    count: Annotated[int, Field(ge=1)] | None = None
+    percent: Fraction | None = None
+
+
+class MemorySpikeFault(FaultBase):
+    """Each chosen instance allocates ``size`` at once and frees it when the fault ends."""
+
+    kind: Literal["memory_spike"]
+    target: str
+    size: Annotated[Bytes, Field(gt=0)]
+    count: Annotated[int, Field(ge=1)] | None = None
+    percent: Fraction | None = None
+
+
+class MemoryHogFault(FaultBase):
+    """A process on a host (``target``) that allocates at ``rate`` up to ``size`` and holds it.
+
+    The noisy neighbour: it runs in ``cgroup`` (default a BestEffort-like slice of its own with no
+    limit) with ``oom_score_adj``, and exits when the fault ends.
+    """
+
+    kind: Literal["memory_hog"]
+    target: str
+    size: Annotated[Bytes, Field(gt=0)]
+    rate: Annotated[Bytes, Field(gt=0)] | None = None
+    cgroup: str = Field(default="/system.slice/memory-hog.service", pattern=r"^/[^\s]*$")
+    process: str = Field(default="memhog", min_length=1, max_length=15)
+    oom_score_adj: Annotated[int, Field(ge=-1000, le=1000)] = 0
+
+
 Fault = Annotated[
-    LatencyFault | ErrorRateFault | CrashFault | TrafficSurgeFault | HostDownFault,
+    LatencyFault
+    | ErrorRateFault
+    | CrashFault
+    | TrafficSurgeFault
+    | HostDownFault
+    | MemoryLeakFault
+    | MemorySpikeFault
+    | MemoryHogFault,
     Field(discriminator="kind"),
 ]
 
@@ -709,9 +848,12 @@ def _fault_problems(
                 )
         elif fault.target not in services:
             yield path, _unknown("service", fault.target, services) + " (or an edge 'a -> b')"
-    elif isinstance(fault, CrashFault) and fault.target not in services:
+    elif (
+        isinstance(fault, CrashFault | MemoryLeakFault | MemorySpikeFault)
+        and fault.target not in services
+    ):
         yield path, _unknown("service", fault.target, services)
-    elif isinstance(fault, HostDownFault) and fault.target not in hosts:
+    elif isinstance(fault, HostDownFault | MemoryHogFault) and fault.target not in hosts:
         yield path, _unknown("host", fault.target, hosts)
 
 

@@ -23,6 +23,7 @@ it, so that a hop costs no extra process:
 from __future__ import annotations
 
 import enum
+import math
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
@@ -31,7 +32,8 @@ import simpy
 from simpy.events import Event
 
 from patterns.supervisor import CrashLoopBackOff, should_restart
-from sim.kernel import KILL_EXIT_CODE, Cgroup, Host, Process
+from sim.kernel import KILL_EXIT_CODE, AllocationFailed, Cgroup, Host, Process
+from sim.memory import allocate, grow, settle
 from sim.recorder import EntityStats
 from sim.request import Outcome, Request
 
@@ -99,6 +101,7 @@ class Instance:
         "env",
         "exit_code",
         "finished_at",
+        "helpers",
         "host",
         "incarnation",
         "index",
@@ -136,6 +139,7 @@ class Instance:
         self.active: dict[simpy.Process, None] = {}
         self.state = InstanceState.WAITING
         self.process: Process | None = None
+        self.helpers: list[Process] = []
         self.incarnation = 0
         self.restarts = 0
         self.reason = ""
@@ -159,16 +163,47 @@ class Instance:
         self.busy = 0
         self.queue.clear()
         self.state = InstanceState.STARTING
-        self.process = self.host.spawn(
-            self.service.name, self.cgroup, self.oom_score_adj, on_kill=self._killed
-        )
-        self.process.charge(self.service.config.memory.baseline)
+        config = self.service.config
+        host = self.host
+        main = host.spawn(self.service.comm, self.cgroup, self.oom_score_adj, self._exited)
+        main.exit_delay = config.memory.exit_delay
+        self.process = main
+        self.helpers = [
+            host.spawn(helper.name, self.cgroup, self.oom_score_adj, self._helper_exited)
+            for helper in config.processes
+        ]
         incarnation = self.incarnation
         if warm:
+            # already running when the run begins: its memory is in place, it is ready
+            main.charge(config.memory.baseline)
+            main.read_file(config.memory.cache)
+            for helper, spec in zip(self.helpers, config.processes, strict=True):
+                helper.charge(spec.memory)
             self._ready(incarnation, log=False)
+            self._leak(main)
             return
-        delay = self.service.config.startup.delay
-        self.env.timeout(delay).callbacks.append(lambda _: self._ready(incarnation))
+        self.env.process(self._boot(incarnation))
+
+    def _boot(self, incarnation: int) -> Generator[Event, Any, None]:
+        """A cold start: allocate the baseline (as the kernel lets it), wait the start-up delay."""
+        env = self.env
+        config = self.service.config
+        main = self.process
+        assert main is not None
+        if not (yield from allocate(env, main, config.memory.baseline)):
+            return
+        yield env.timeout(main.read_file(config.memory.cache))
+        for helper, spec in zip(self.helpers, config.processes, strict=True):
+            yield from allocate(env, helper, spec.memory)
+        yield env.timeout(config.startup.delay)
+        self._ready(incarnation)
+        if self.incarnation == incarnation:
+            self._leak(main)
+
+    def _leak(self, process: Process) -> None:
+        leak = self.service.config.memory.leak
+        if leak:
+            self.env.process(grow(self.env, process, leak))
 
     def _ready(self, incarnation: int, log: bool = True) -> None:
         if self.incarnation != incarnation or self.state is not InstanceState.STARTING:
@@ -180,8 +215,12 @@ class Instance:
                 self.env.now, self.host.name, self.name, "ready", f"Container {self.name} is ready"
             )
 
-    def _killed(self, reason: str) -> None:
+    def _exited(self, reason: str) -> None:
+        """The container's main process died: the container ends with it."""
         self.terminate(reason, KILL_EXIT_CODE)
+
+    def _helper_exited(self, reason: str) -> None:
+        """Another process of the container died: only the kernel log shows it (§3.4)."""
 
     def terminate(self, reason: str, exit_code: int) -> None:
         """The container ends: requests inside it are reset, and the restart policy decides."""
@@ -194,8 +233,9 @@ class Instance:
         self.exit_code = exit_code
         self.finished_at = env.now
         self.service.balancer.remove(self)
-        if self.process is not None and self.process.alive:
-            self.process.host.kill(self.process, reason)  # frees its memory
+        for process in [self.process, *self.helpers]:
+            if process is not None and process.alive:
+                process.host.kill(process, reason)  # frees its memory
         death = Death(self, reason)
         for proc in list(self.active):
             if proc.is_alive and proc is not env.active_process:
@@ -273,12 +313,17 @@ class Instance:
                 ticket = env.event()
                 self.queue.append(ticket)
                 queued_memory = service.per_queued
-                process.charge(queued_memory)
+                try:
+                    # a queued request holds no thread: it does not wait for the memory
+                    queued_charged = process.charge(queued_memory) != math.inf
+                except AllocationFailed:
+                    queued_charged = False
                 try:
                     yield ticket
                     holding = True
                 finally:
-                    process.uncharge(queued_memory)
+                    if queued_charged:
+                        process.uncharge(queued_memory)
                     if not holding and self.incarnation == incarnation:
                         if ticket.triggered:
                             holding = True  # the slot was handed to us; give it back below
@@ -317,12 +362,21 @@ class Instance:
         service = self.service
         env = self.env
         per_request = service.per_request
-        process.charge(per_request)
+        try:
+            stall = process.charge(per_request)
+        except AllocationFailed:
+            request.origin = (service.name, ERROR)  # ENOMEM: the allocation was refused
+            return ERROR
+        if stall and not (yield from settle(env, process, per_request, stall)):
+            request.origin = (service.name, ERROR)
+            return ERROR
         try:
             duration = service.sample()
             fault = service.perturbation
             if fault is not None:
                 duration = duration * fault.factor + fault.add
+            if process.swap:
+                duration += process.refault_stall(duration)
             yield env.timeout(duration)
             if fault is not None and fault.error_rate and service.fault_rng() < fault.error_rate:
                 request.origin = (service.name, ERROR)
@@ -496,6 +550,7 @@ class Service:
         self.call_rng = call_rng
         self.instances: list[Instance] = []
         self.edges: list[Edge] = []
+        self.comm = name[:15]  # TASK_COMM_LEN: the kernel keeps 15 characters of a name
         self.per_request = config.memory.per_request
         self.per_queued = config.memory.per_queued
         self.parallel = config.call_mode == "parallel"

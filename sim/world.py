@@ -11,12 +11,14 @@ Entity names are dotted scopes: services by name (``cart``), instances ``cart-0`
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pandas as pd
 import simpy
+from simpy.events import Event
 
 from patterns.oom_killer import (
     KUBELET_OOM_SCORE_ADJ,
@@ -26,11 +28,15 @@ from patterns.oom_killer import (
 from patterns.supervisor import CrashLoopBackOff
 from sim import scenario as sc
 from sim.faults import Faults
-from sim.kernel import Cgroup, Host
+from sim.kernel import KILL_EXIT_CODE, PSI_PERIOD, Cgroup, Host, Process, Sysctls
+from sim.memory import allocate, grow
 from sim.recorder import CLIENT, Recorder, RunResult
 from sim.service import Edge, Instance, LoadBalancer, Service, uniform_source
 from sim.streams import service_time_sampler, stream
 from sim.workload import Workload
+
+MEMORY_THROTTLING_FACTOR = 0.9
+"""MemoryQoS ``memory.high`` = limit x 0.9 (kubelet ``DefaultMemoryThrottlingFactor``)."""
 
 QOS_SLICES = {
     "Guaranteed": None,
@@ -93,7 +99,10 @@ class World:
             self.recorder,
             self._schedule,
             lambda: self.env.now,
+            swap=config.swap,
+            sysctls=Sysctls(**config.sysctls.model_dump()),
         )
+        host.on_panic = functools.partial(self._panicked, config.name)
         system = host.root.child("system.slice")
         daemons = self._daemons.setdefault(config.name, [])
         if config.kind == "kubernetes":
@@ -101,15 +110,19 @@ class World:
             daemons.append(
                 ("containerd", system.child("containerd.service"), KUBELET_OOM_SCORE_ADJ)
             )
-            kubepods = host.root.child("kubepods.slice", memory_max=config.allocatable)
+            # enforceNodeAllocatable=[pods]: the pods' cgroup is limited to capacity minus the
+            # reservations; the eviction threshold is left to the kubelet, not the cgroup
+            kubepods = host.root.child(
+                "kubepods.slice", config.memory - config.kube_reserved - config.system_reserved
+            )
             for slice_name in ("kubepods-burstable.slice", "kubepods-besteffort.slice"):
                 kubepods.child(slice_name)
+        for extra in config.cgroups:
+            _write_cgroup(host, host.cgroup(extra.path), extra)
         return host
 
-    def _schedule(self, callback: Any) -> None:
-        event = self.env.event()
-        event.callbacks.append(lambda _: callback())
-        event.succeed()
+    def _schedule(self, callback: Callable[[], None], delay: float = 0.0) -> None:
+        self.env.timeout(delay).callbacks.append(lambda _: callback())
 
     def _service(self, name: str, config: sc.Service) -> Service:
         seed = self.seed
@@ -173,10 +186,17 @@ class World:
                 ("pause", pod_cgroup.child("pause"), PAUSE_OOM_SCORE_ADJ)
             )
             cgroup = pod_cgroup.child(service.name, memory_max)
-            cgroup.oom_group = (
-                True  # the kubelet's default on cgroup v2 (singleProcessOOMKill false)
+            # the kubelet writes memory.oom.group=1 on cgroup v2 unless singleProcessOOMKill
+            cgroup.oom_group = host_config.cgroup_version == 2 and not (
+                host_config.single_process_oom_kill
             )
-            adj = container_oom_score_adj(qos, config.resources.memory_request, host_config.memory)
+            request = config.resources.memory_request
+            if host_config.memory_qos:  # MemoryQoS: memory.min = request, high = 0.9 * limit
+                cgroup.memory_min = request
+                if limit is not None:
+                    host.set_memory_high(cgroup, int(limit * MEMORY_THROTTLING_FACTOR))
+            adj = container_oom_score_adj(qos, request, host_config.memory)
+        _write_cgroup(host, cgroup, config.cgroup)
         return Instance(service, index, host, cgroup, adj)
 
     def instances_on(self, host: str) -> list[Instance]:
@@ -192,10 +212,63 @@ class World:
         machine = self.hosts[host]
         for comm, cgroup, adj in self._daemons[host]:
             machine.spawn(comm, cgroup, adj)
+        for extra in self.scenario.host(host).processes:
+            process = machine.spawn(extra.name, machine.cgroup(extra.cgroup), extra.oom_score_adj)
+            self.env.process(self._extra(process, extra))
         for instance in self.instances_on(host):
             if not warm:
                 instance.backoff = CrashLoopBackOff()
             instance.start(warm)
+
+    def _extra(self, process: Process, extra: sc.ExtraProcess) -> Generator[Event, Any, None]:
+        """A scenario's own process: from ``at`` on, allocate its memory (at its rate)."""
+        if extra.at > self.env.now:
+            yield self.env.timeout(extra.at - self.env.now)
+        if extra.rate is None:
+            yield from allocate(self.env, process, extra.memory)
+        else:
+            yield from grow(self.env, process, extra.rate, extra.memory)
+
+    def take_down(self, host: str, reason: str) -> None:
+        """``host`` stops: every process on it dies, nothing restarts there until it is back."""
+        machine = self.hosts[host]
+        machine.up = False
+        self.recorder.event(
+            self.env.now, host, host, "node_not_ready", f"Node {host} status is now: NodeNotReady"
+        )
+        for instance in self.instances_on(host):
+            instance.terminate(reason, KILL_EXIT_CODE)
+        for process in machine.live_processes():
+            machine.kill(process, reason)
+
+    def bring_up(self, host: str) -> None:
+        """``host`` is back: it boots afresh."""
+        self.hosts[host].up = True
+        self.recorder.event(
+            self.env.now, host, host, "node_ready", f"Node {host} status is now: NodeReady"
+        )
+        self.boot(host)
+
+    def _panicked(self, host: str) -> None:
+        """A kernel panic: the host goes down, and reboots after ``kernel.panic`` seconds."""
+        self.take_down(host, "KernelPanic")
+        reboot = self.hosts[host].sysctls.kernel_panic
+        if reboot > 0:
+            self.recorder.event(
+                self.env.now, host, "kernel", "panic_reboot", f"Rebooting in {reboot:g} seconds.."
+            )
+            self._schedule(lambda: self.bring_up(host), reboot)
+
+    def _pressure(self) -> Generator[Event, Any, None]:
+        """Every PSI period: count non-idle task time, then fold the period into the averages."""
+        while True:
+            yield self.env.timeout(PSI_PERIOD)
+            for service in self.services.values():
+                for instance in service.instances:
+                    if instance.busy:
+                        instance.cgroup.add_busy(instance.busy * PSI_PERIOD)
+            for host in self.hosts.values():
+                host.update_psi()
 
     # ------------------------------------------------------------------ running
 
@@ -246,6 +319,7 @@ class World:
             self.boot(host, warm=True)
         self.workload.start()
         self.env.process(self._sampler())
+        self.env.process(self._pressure())
         duration = self.scenario.duration
         self.env.run(until=duration)
         self._close(self.recorder.n_bins - 1, duration)
@@ -330,3 +404,18 @@ def run(
     if duration is not None:
         loaded = loaded.with_overrides({"duration": duration})
     return World(loaded, variant=variant, seed=seed).run()
+
+
+def _write_cgroup(host: Host, cgroup: Cgroup, settings: sc.CgroupSettings) -> None:
+    """Write the memory files a scenario sets on a cgroup (unset ones keep their value)."""
+    if settings.max is not None:
+        cgroup.memory_max = settings.max
+    if settings.high is not None:
+        host.set_memory_high(cgroup, settings.high)
+    cgroup.memory_min = max(cgroup.memory_min, settings.min)
+    cgroup.memory_low = max(cgroup.memory_low, settings.low)
+    if settings.swap_max is not None:
+        cgroup.swap_max = settings.swap_max
+    if settings.oom_group is not None:
+        cgroup.oom_group = settings.oom_group
+    cgroup.oom_kill_disable = settings.oom_kill_disable

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from sim.kernel import Cgroup, Host
 from sim.recorder import Recorder
@@ -12,27 +13,38 @@ Mi, Gi = 1024**2, 1024**3
 
 
 class Machine:
-    """A host on a hand-cranked clock: kills wait in ``pending`` until ``deliver()``."""
+    """A host on a hand-cranked clock: scheduled work waits in ``pending`` until it is due."""
 
-    def __init__(self, ram: int = 8 * Gi) -> None:
+    def __init__(self, ram: int = 8 * Gi, **host: Any) -> None:
         self.t = 0.0
-        self.pending: list[Callable[[], None]] = []
+        self.pending: list[tuple[float, int, Callable[[], None]]] = []
         self.recorder = Recorder(100.0, 1.0, 1000, [])
-        self.host = Host("node-a", ram, 4, self.recorder, self.pending.append, lambda: self.t)
+        self.host = Host("node-a", ram, 4, self.recorder, self._schedule, lambda: self.t, **host)
         self.killed: list[tuple[str, str]] = []
+
+    def _schedule(self, callback: Callable[[], None], delay: float = 0.0) -> None:
+        self.pending.append((self.t + delay, len(self.pending), callback))
 
     def spawn(self, comm: str, cgroup: Cgroup, rss: int = 0, adj: int = 0):
         """Start ``comm`` in ``cgroup`` and charge ``rss`` bytes to it."""
         process = self.host.spawn(
-            comm, cgroup, adj, on_kill=lambda reason: self.killed.append((comm, reason))
+            comm, cgroup, adj, on_exit=lambda reason: self.killed.append((comm, reason))
         )
         process.charge(rss)
         return process
 
-    def deliver(self) -> None:
-        """Run the scheduled kills (the rest of the current instant)."""
-        while self.pending:
-            self.pending.pop(0)()
+    def deliver(self, until: float | None = None) -> None:
+        """Run what is due by ``until`` (default: the rest of the current instant), in order."""
+        end = self.t if until is None else until
+        while True:
+            due = sorted(p for p in self.pending if p[0] <= end)
+            if not due:
+                break
+            item = due[0]
+            self.pending.remove(item)
+            self.t = item[0]
+            item[2]()
+        self.t = end
 
     def events(self, kind: str | None = None) -> list[tuple[str, str, str]]:
         """Event log rows ``(kind, entity, detail)``, optionally of one kind."""
