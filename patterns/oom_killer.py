@@ -75,12 +75,61 @@ def oom_summary_line(oom_memcg: str | None, task_memcg: str, comm: str, pid: int
     return f"oom-kill:constraint={scope},task_memcg={task_memcg},task={comm},pid={pid},uid=0"
 
 
-def oom_kill_line(prefix: str, pid: int, comm: str, rss_kb: int, oom_score_adj: int) -> str:
-    """The ``Killed process …`` line of ``__oom_kill_process``."""
+def oom_kill_line(
+    prefix: str, pid: int, comm: str, rss_kb: int, oom_score_adj: int, pgtables_kb: int = 0
+) -> str:
+    """The ``Killed process …`` line of ``__oom_kill_process``.
+
+    ``total-vm`` is shown as the resident size: the model keeps no separate virtual size.
+    """
     return (
         f"{prefix}: Killed process {pid} ({comm}) total-vm:{rss_kb}kB, anon-rss:{rss_kb}kB, "
-        f"file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:0kB oom_score_adj:{oom_score_adj}"
+        f"file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:{pgtables_kb}kB "
+        f"oom_score_adj:{oom_score_adj}"
     )
+
+
+def task_table(candidates: Sequence[OomCandidate]) -> list[str]:
+    """``dump_tasks``: the task table printed before a kill (``vm.oom_dump_tasks=1``, default).
+
+    Memory values in pages; ``total_vm`` is shown as rss + swap (no separate virtual size).
+    """
+    lines = [
+        "Tasks state (memory values in pages):",
+        "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+    ]
+    for c in candidates:
+        total_vm = c.rss_pages + c.swap_pages
+        lines.append(
+            f"[{c.pid:>7}] {0:>5} {c.pid:>5} {total_vm:>8} {c.rss_pages:>8} "
+            f"{c.pgtables_pages * PAGE_SIZE:>14} {c.swap_pages:>8} {c.oom_score_adj:>13} {c.comm}"
+        )
+    return lines
+
+
+MEMCG_MAX_HIGH_DELAY = 2.0
+"""Longest ``memory.high`` throttling sleep, seconds (``MEMCG_MAX_HIGH_DELAY_JIFFIES = 2*HZ``)."""
+
+HIGH_DELAY_FLOOR = 0.01
+"""Penalties of at most this many seconds are not slept (``HZ/100``, mem_cgroup_handle_over_high)."""
+
+MEMCG_CHARGE_BATCH = 64
+"""Pages per charge batch the penalty is scaled to (``MEMCG_CHARGE_BATCH``)."""
+
+
+def memory_high_penalty(usage: int, high: int, nr_pages: int) -> float:
+    """Seconds a task sleeps for charging ``nr_pages`` over ``memory.high`` (§2.3).
+
+    ``calculate_high_delay``: overage = ((usage - high) << 20) / high; penalty per 64-page batch
+    = overage^2 * HZ >> 20 >> 14 jiffies, i.e. 64 s * r^2 with r = (usage - high) / high; scaled
+    by ``nr_pages / 64``, capped at 2 s, and no sleep at or below 10 ms.
+    """
+    if usage <= high:
+        return 0.0
+    overage = ((usage - high) << 20) // max(high, 1)
+    per_batch = overage * overage / float(1 << 34)
+    penalty = min(per_batch * max(nr_pages, 1) / MEMCG_CHARGE_BATCH, MEMCG_MAX_HIGH_DELAY)
+    return 0.0 if penalty <= HIGH_DELAY_FLOOR else penalty
 
 
 KUBELET_OOM_SCORE_ADJ = -999

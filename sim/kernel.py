@@ -35,8 +35,8 @@ Model (``../shared/reference/semantics.md`` §1, §2, §6) and its simplificatio
   (0 by default) and frees its memory then.
 * **Overcommit** (``vm.overcommit_memory``): 2 refuses what would take ``Committed_AS`` past
   ``CommitLimit = swap + RAM * overcommit_ratio / 100``; 0 (heuristic, which refuses a single
-  mapping larger than RAM + swap) and 1 never refuse, since the model charges touched memory. A refused allocation raises
-  :class:`AllocationFailed` (``ENOMEM``) instead of ending in an OOM kill.
+  mapping larger than RAM + swap) and 1 never refuse, since the model charges touched memory.
+  A refused allocation raises :class:`AllocationFailed` (``ENOMEM``) instead of an OOM kill.
 * **Panic**: the host goes down at once, everything on it dies, and it reboots after
   ``kernel.panic`` seconds (0: it stays down, the kernel's default).
 
