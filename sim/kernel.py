@@ -165,6 +165,7 @@ class Cgroup:
         "children",
         "events",
         "last_reclaim",
+        "members",
         "memory_high",
         "memory_low",
         "memory_max",
@@ -176,7 +177,6 @@ class Cgroup:
         "path",
         "peak",
         "pgscan",
-        "processes",
         "psi",
         "swap",
         "swap_max",
@@ -202,7 +202,7 @@ class Cgroup:
         self.peak = 0
         self.pgscan = 0
         self.last_reclaim: float | None = None
-        self.processes: list[Process] = []
+        self.members: list[Process] = []  # processes in this cgroup itself (cgroup.procs)
         self.events = {"low": 0, "high": 0, "max": 0, "oom": 0, "oom_kill": 0, "oom_group_kill": 0}
         self.psi = Psi()
         self.waiters: list[Callable[[], None]] = []
@@ -236,7 +236,7 @@ class Cgroup:
     def tasks(self) -> Iterator[Process]:
         """Live processes in this subtree, in scan order."""
         for cgroup in self.walk():
-            yield from (p for p in cgroup.processes if p.alive)
+            yield from (p for p in cgroup.members if p.alive)
 
     def count_event(self, name: str) -> None:
         """Count a ``memory.events`` entry here and in every ancestor (the file is hierarchical)."""
@@ -327,7 +327,7 @@ class Cgroup:
         """``memory.pressure`` ``full avg10``, percent."""
         return self.psi.avg["full"][0]
 
-    def live_processes(self) -> list[Process]:
+    def processes(self) -> list[Process]:
         """Live processes in this cgroup's subtree."""
         return list(self.tasks())
 
@@ -476,7 +476,7 @@ class Process:
         host.committed -= self.rss + self.swap
         self.rss = self.swap = self.cache = 0
         self.alive = False
-        self.cgroup.processes.remove(self)
+        self.cgroup.members.remove(self)
         self.cgroup.freed(self.host)
 
 
@@ -506,7 +506,7 @@ class Host:
         self.any_high = False  # some cgroup has a memory.high: charges must check it
         self.up = True
         self.root = Cgroup("", None)
-        self.processes: list[Process] = []
+        self._table: list[Process] = []  # the process table, in pid order
         self.next_pid = 1000
         self.oom_kills = 0
         self.alloc_failures = 0
@@ -551,14 +551,14 @@ class Host:
         """Start a process in ``cgroup`` with the next pid."""
         self.next_pid += 1
         process = Process(self, self.next_pid, comm, cgroup, oom_score_adj, on_exit)
-        cgroup.processes.append(process)
-        self.processes = [p for p in self.processes if p.alive]
-        self.processes.append(process)
+        cgroup.members.append(process)
+        self._table = [p for p in self._table if p.alive]
+        self._table.append(process)
         return process
 
-    def live_processes(self) -> list[Process]:
+    def processes(self) -> list[Process]:
         """Every live process, in pid order."""
-        return [p for p in self.processes if p.alive]
+        return [p for p in self._table if p.alive]
 
     def log(self, source: str, kind: str, line: str) -> None:
         """Write a line to the host's log; ``source`` is the program that prints it."""
@@ -882,6 +882,7 @@ class Host:
         """Usage minus page cache (the kubelet's working set, cache counted as inactive)."""
         return self.used - self.root.cache
 
+    @property
     def mem_total(self) -> int:
         """``MemTotal``."""
         return self.ram

@@ -238,7 +238,7 @@ class World:
         )
         for instance in self.instances_on(host):
             instance.terminate(reason, KILL_EXIT_CODE)
-        for process in machine.live_processes():
+        for process in machine.processes():
             machine.kill(process, reason)
 
     def bring_up(self, host: str) -> None:

@@ -477,7 +477,7 @@ def test_a_killed_process_frees_its_memory():
     m.host.kill(p, "Error")
     assert m.killed == [("p", "Error")]
     assert (y.usage, x.usage, m.host.root.usage, m.host.used) == (30 * Mi,) * 4
-    assert p not in y.processes
+    assert p not in y.members
     assert list(y.tasks()) == [keep]
 
 

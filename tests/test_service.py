@@ -531,7 +531,7 @@ def test_host_down_kills_the_system_processes_too():
     """Every process on the host dies, the kubelet included, and boots again with the host."""
     world = World(two_hosts())
     during: list[list[str]] = []
-    alive = lambda host: [p.comm for p in world.hosts[host].processes if p.alive]  # noqa: E731
+    alive = lambda host: [p.comm for p in world.hosts[host].processes()]  # noqa: E731
     world.env.timeout(2.0).callbacks.append(lambda _: during.append(alive("node-b")))
     world.run()
     assert during == [[]]
