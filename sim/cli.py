@@ -164,6 +164,9 @@ def run(
         str, typer.Option("--format", help="Comma-separated output formats: parquet, csv, json.")
     ] = "parquet,json",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    dmesg: Annotated[
+        bool, typer.Option("--dmesg", help="Print the kernel log of the run, as dmesg would.")
+    ] = False,
 ) -> None:
     """Run a scenario once and print its summary."""
     from sim.scenario import ScenarioError
@@ -201,7 +204,24 @@ def run(
     if as_json:
         sys.stdout.write(result.to_json() + "\n")
         return
+    if dmesg:
+        _print_dmesg(result)
+        return
     _print_summary(result, out)
+
+
+def _print_dmesg(result: Any) -> None:
+    """The kernel's lines of every host, as ``dmesg`` prints them (``[seconds] line``)."""
+    from sim.kernel import KERNEL_KINDS
+
+    events = result.events
+    lines = events[events["kind"].isin(KERNEL_KINDS)]
+    hosts = lines["host"].nunique()
+    for row in lines.itertuples():
+        prefix = f"{row.host}: " if hosts > 1 else ""
+        sys.stdout.write(f"{prefix}[{row.t:>12.6f}] {row.detail}\n")
+    if lines.empty:
+        sys.stdout.write("(the kernel logged nothing)\n")
 
 
 def _print_summary(result: Any, out: Path | None) -> None:

@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from patterns.host_view import CgroupView, ProcessView
 from patterns.oom_killer import (
     OOM_SCORE_ADJ_MIN,
     PAGE_SIZE,
@@ -85,6 +86,23 @@ PSI_PERIOD = 2.0
 """Seconds between PSI average updates (``PSI_FREQ``, kernel/sched/psi.c)."""
 
 PSI_WINDOWS = (10.0, 60.0, 300.0)
+
+KERNEL_KINDS = frozenset(
+    {
+        "oom_invoked",
+        "oom_meminfo",
+        "oom_tasks",
+        "oom_summary",
+        "oom_kill",
+        "oom_group_kill",
+        "oom_reaper",
+        "oom_no_victim",
+        "oom_paused",
+        "kernel_panic",
+        "panic_reboot",
+    }
+)
+"""Event kinds that are lines of the kernel's ring buffer (what ``dmesg`` prints)."""
 
 Schedule = Callable[[Callable[[], None], float], None]
 """``schedule(callback, delay)``: run ``callback`` ``delay`` seconds from now."""
@@ -841,13 +859,15 @@ class Host:
 
     # ------------------------------------------------------------------ signals, panic
 
-    def signal(self, process: Process, signal: str, reason: str) -> None:
+    def signal(self, process: ProcessView, signal: str, reason: str) -> None:
         """Deliver SIGKILL (the process exits after its ``exit_delay``) or SIGTERM (exits now)."""
+        assert isinstance(process, Process)
         if not process.alive or process.killed_at is not None:
             return
         process.killed_at = self._now()
         delay = process.exit_delay if signal == "SIGKILL" else 0.0
-        self._schedule(lambda: self.kill(process, reason), delay)
+        why = reason if reason == "OOMKilled" else f"{reason} ({signal})"
+        self._schedule(lambda: self.kill(process, why), delay)
 
     def kill(self, process: Process, reason: str) -> None:
         """``process`` exits now: its memory goes back and its owner learns why."""
@@ -858,8 +878,9 @@ class Host:
         if process.on_exit is not None:
             process.on_exit(reason)
 
-    def kill_cgroup(self, cgroup: Cgroup, reason: str) -> None:
+    def kill_cgroup(self, cgroup: CgroupView, reason: str) -> None:
         """SIGKILL every process in ``cgroup``'s subtree (``cgroup.kill``)."""
+        assert isinstance(cgroup, Cgroup)
         for process in list(cgroup.tasks()):
             self.signal(process, "SIGKILL", reason)
 
@@ -887,8 +908,9 @@ class Host:
         """``MemTotal``."""
         return self.ram
 
-    def oom_score(self, process: Process) -> int:
+    def oom_score(self, process: ProcessView) -> int:
         """``/proc/<pid>/oom_score`` (always against RAM + swap)."""
+        assert isinstance(process, Process)
         return oom_score(process.candidate(), self.totalpages)
 
     def cgroup(self, path: str) -> Cgroup:

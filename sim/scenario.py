@@ -188,16 +188,47 @@ class ExtraProcess(Model):
     oom_score_adj: Annotated[int, Field(ge=-1000, le=1000)] = 0
 
 
-class UserspaceKillers(Model):
-    """Optional user-space OOM killers on a host (off by default): earlyoom, systemd-oomd.
+class EarlyoomSettings(Model):
+    """earlyoom's command line (``patterns/earlyoom.py`` has the defaults and their sources).
 
-    ``earlyoom``: ``{mem_term_percent: 10, swap_term_percent: 10}`` (earlyoom's ``-m``/``-s``).
-    ``systemd_oomd``: monitored cgroups with ``ManagedOOMMemoryPressure=kill`` and their limit,
-    e.g. ``{monitor: ["/kubepods.slice"], memory_pressure_limit: 60%, duration: 30s}``.
+    ``report_interval`` is earlyoom's ``-r`` (its default is 1 s); the simulator's default 0
+    keeps the periodic memory report out of the event log.
     """
 
-    earlyoom: dict[str, Any] | None = None
-    systemd_oomd: dict[str, Any] | None = None
+    mem_term_percent: Annotated[float, Field(gt=0, le=100)] = 10.0
+    mem_kill_percent: Annotated[float, Field(gt=0, le=100)] | None = None
+    swap_term_percent: Annotated[float, Field(gt=0, le=100)] = 10.0
+    swap_kill_percent: Annotated[float, Field(gt=0, le=100)] | None = None
+    prefer: str | None = None
+    avoid: str | None = None
+    report_interval: Duration = 0.0
+
+
+class OomdUnit(Model):
+    """A cgroup systemd-oomd watches (``ManagedOOMMemoryPressure=kill``, ``ManagedOOMSwap``)."""
+
+    path: str = Field(pattern=r"^/[^\s]*$")
+    memory_pressure: bool = True
+    memory_pressure_limit: Fraction | None = None
+    memory_pressure_duration: PositiveDuration | None = None
+    swap: bool = False
+
+
+class OomdSettings(Model):
+    """systemd-oomd (``oomd.conf``); defaults are systemd's (``patterns/systemd_oomd.py``)."""
+
+    monitor: list[OomdUnit] = Field(min_length=1)
+    swap_used_limit: Fraction = 0.9
+    default_memory_pressure_limit: Fraction = 0.6
+    default_memory_pressure_duration: PositiveDuration = 30.0
+    preferences: dict[str, Literal["avoid", "omit"]] = {}
+
+
+class UserspaceKillers(Model):
+    """Optional user-space OOM killers on a host, off by default."""
+
+    earlyoom: EarlyoomSettings | None = None
+    systemd_oomd: OomdSettings | None = None
 
 
 class Host(Model):

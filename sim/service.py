@@ -32,7 +32,7 @@ import simpy
 from simpy.events import Event
 
 from patterns.supervisor import CrashLoopBackOff, should_restart
-from sim.kernel import KILL_EXIT_CODE, AllocationFailed, Cgroup, Host, Process
+from sim.kernel import KILL_EXIT_CODE, TERM_EXIT_CODE, AllocationFailed, Cgroup, Host, Process
 from sim.memory import allocate, grow, settle
 from sim.recorder import EntityStats
 from sim.request import Outcome, Request
@@ -216,14 +216,26 @@ class Instance:
             )
 
     def _exited(self, reason: str) -> None:
-        """The container's main process died: the container ends with it."""
-        self.terminate(reason, KILL_EXIT_CODE)
+        """The container's main process died: the container ends with it.
+
+        The status reads as containerd reports it (§3.4): ``OOMKilled`` when the kernel's OOM
+        killer killed it, otherwise ``Error`` with 143 after a SIGTERM and 137 after a SIGKILL.
+        """
+        if reason == "OOMKilled":
+            self.terminate(reason, KILL_EXIT_CODE)
+        elif reason.endswith("(SIGTERM)"):
+            self.terminate("Error", TERM_EXIT_CODE)
+        else:
+            self.terminate("Error" if "(SIGKILL)" in reason else reason, KILL_EXIT_CODE)
 
     def _helper_exited(self, reason: str) -> None:
         """Another process of the container died: only the kernel log shows it (§3.4)."""
 
-    def terminate(self, reason: str, exit_code: int) -> None:
-        """The container ends: requests inside it are reset, and the restart policy decides."""
+    def terminate(self, reason: str, exit_code: int, restart: bool = True) -> None:
+        """The container ends: requests inside it are reset, and the restart policy decides.
+
+        ``restart=False``: the pod is gone (evicted) and is not restarted in place.
+        """
         if self.state in (InstanceState.TERMINATED, InstanceState.WAITING):
             return
         env = self.env
@@ -250,7 +262,7 @@ class Instance:
             f"Container {self.name} terminated: Reason: {reason}, Exit Code: {exit_code}",
         )
         policy = self.service.config.restart.policy
-        if not should_restart(policy, exit_code) or not self.host.up:
+        if not restart or not should_restart(policy, exit_code) or not self.host.up:
             return
         delay = self.backoff.restart_delay(env.now)
         self.state = InstanceState.WAITING

@@ -20,20 +20,30 @@ import pandas as pd
 import simpy
 from simpy.events import Event
 
+from patterns.earlyoom import Earlyoom, EarlyoomConfig
+from patterns.eviction import ContainerUsage, EvictionConfig, EvictionManager, PodView, Threshold
 from patterns.oom_killer import (
     KUBELET_OOM_SCORE_ADJ,
     PAUSE_OOM_SCORE_ADJ,
     container_oom_score_adj,
 )
 from patterns.supervisor import CrashLoopBackOff
+from patterns.systemd_oomd import MonitoredCgroup, OomdConfig, SystemdOomd
 from sim import scenario as sc
 from sim.faults import Faults
 from sim.kernel import KILL_EXIT_CODE, PSI_PERIOD, Cgroup, Host, Process, Sysctls
 from sim.memory import allocate, grow
 from sim.recorder import CLIENT, Recorder, RunResult
-from sim.service import Edge, Instance, LoadBalancer, Service, uniform_source
+from sim.service import Edge, Instance, InstanceState, LoadBalancer, Service, uniform_source
 from sim.streams import service_time_sampler, stream
 from sim.workload import Workload
+
+REPLACEMENT_DELAY = 1.0
+"""Seconds from an eviction to the replacement pod's start: the ReplicaSet controller creates it
+and the scheduler binds it (a model assumption: about a second on an idle control plane)."""
+
+EVICTION_RETRY = 10.0
+"""Seconds between scheduling attempts of a replacement pod that fits nowhere (assumption)."""
 
 MEMORY_THROTTLING_FACTOR = 0.9
 """MemoryQoS ``memory.high`` = limit x 0.9 (kubelet ``DefaultMemoryThrottlingFactor``)."""
@@ -63,6 +73,8 @@ class World:
             s.recording.max_events,
             [CLIENT, *s.services, *self.edge_names],
         )
+        self.eviction: dict[str, EvictionManager] = {}
+        """The kubelet eviction manager of each Kubernetes host (when eviction is on)."""
         self._daemons: dict[str, list[tuple[str, Cgroup, int]]] = {}
         """Per host, the processes that run outside the services' containers."""
         self.hosts = {h.name: self._host(h) for h in s.hosts}
@@ -167,6 +179,19 @@ class World:
         return self._edges[(caller, callee)]
 
     def _instance(self, service: Service, index: int, host: Host) -> Instance:
+        cgroup, adj = self._container(service, index, host)
+        return Instance(service, index, host, cgroup, adj)
+
+    def _move(self, instance: Instance, host: Host) -> None:
+        """Re-create an instance's pod on another host (a replacement pod)."""
+        cgroup, adj = self._container(instance.service, instance.index, host)
+        instance.host, instance.cgroup, instance.oom_score_adj = host, cgroup, adj
+        for comm, pause, pause_adj in self._daemons[host.name]:
+            if pause.parent is cgroup.parent:
+                host.spawn(comm, pause, pause_adj)
+
+    def _container(self, service: Service, index: int, host: Host) -> tuple[Cgroup, int]:
+        """The container cgroup of replica ``index`` on ``host``, and its ``oom_score_adj``."""
         config = service.config
         host_config = self.scenario.host(host.name)
         pod = f"{service.name}-{index}"
@@ -197,7 +222,7 @@ class World:
                     host.set_memory_high(cgroup, int(limit * MEMORY_THROTTLING_FACTOR))
             adj = container_oom_score_adj(qos, request, host_config.memory)
         _write_cgroup(host, cgroup, config.cgroup)
-        return Instance(service, index, host, cgroup, adj)
+        return cgroup, adj
 
     def instances_on(self, host: str) -> list[Instance]:
         """Every instance placed on ``host``."""
@@ -259,6 +284,133 @@ class World:
             )
             self._schedule(lambda: self.bring_up(host), reboot)
 
+    # ------------------------------------------------------------------ host policies
+
+    def _start_policies(self, host: str) -> None:
+        """The kubelet's eviction manager and the user-space OOM killers a host runs."""
+        config = self.scenario.host(host)
+        machine = self.hosts[host]
+        if config.kind == "kubernetes" and config.eviction:
+            manager = EvictionManager(
+                self.env,
+                config.memory,
+                machine.working_set,
+                functools.partial(self._pods, host),
+                self._evict,
+                functools.partial(self._kubelet_log, host),
+                EvictionConfig(hard=Threshold(quantity=config.eviction_hard)),
+                node_name=host,
+            )
+            self.eviction[host] = manager
+            manager.start()
+        killers = config.oom_killers
+        if killers.earlyoom is not None:
+            Earlyoom(self.env, machine, EarlyoomConfig(**killers.earlyoom.model_dump())).start()
+        if killers.systemd_oomd is not None:
+            oomd = killers.systemd_oomd
+            units = tuple(
+                MonitoredCgroup(
+                    unit.path,
+                    memory_pressure=unit.memory_pressure,
+                    memory_pressure_limit=_percent(unit.memory_pressure_limit),
+                    memory_pressure_duration=unit.memory_pressure_duration,
+                    swap=unit.swap,
+                )
+                for unit in oomd.monitor
+            )
+            SystemdOomd(
+                self.env,
+                machine,
+                OomdConfig(
+                    swap_used_limit=100.0 * oomd.swap_used_limit,
+                    default_memory_pressure_limit=100.0 * oomd.default_memory_pressure_limit,
+                    default_memory_pressure_duration=oomd.default_memory_pressure_duration,
+                    monitored=units,
+                    preferences=dict(oomd.preferences),
+                ),
+            ).start()
+
+    def _kubelet_log(self, host: str, kind: str, line: str) -> None:
+        self.recorder.event(self.env.now, host, "kubelet", kind, line)
+
+    def _pods(self, host: str) -> list[PodView]:
+        """Snapshots of the pods running on ``host``, for the eviction manager."""
+        pods = []
+        for instance in self.instances_on(host):
+            if instance.process is None or not instance.process.alive:
+                continue
+            resources = instance.service.config.resources
+            cgroup = instance.cgroup
+            usage = cgroup.usage - cgroup.cache
+            request = resources.memory_request
+            pods.append(
+                PodView(
+                    name=instance.name,
+                    qos_class=resources.qos_class,
+                    priority=instance.service.config.priority,
+                    memory_request=request,
+                    memory_usage=usage,
+                    containers=(ContainerUsage(instance.service.name, usage, request),),
+                )
+            )
+        return pods
+
+    def _evict(self, pod: PodView, message: str, grace: float) -> None:
+        """Evict a pod: it fails with reason Evicted; its controller replaces it (§3.5)."""
+        instance = next(
+            i for s in self.services.values() for i in s.instances if i.name == pod.name
+        )
+        host = instance.host.name
+        self.recorder.event(self.env.now, host, instance.name, "evicted", message)
+        instance.service.balancer.remove(instance)  # the endpoint goes with the pod
+
+        def kill() -> None:
+            instance.terminate("Evicted", KILL_EXIT_CODE, restart=False)
+            self._schedule(lambda: self._replace(instance), REPLACEMENT_DELAY)
+
+        self._schedule(kill, grace)
+
+    def _replace(self, instance: Instance) -> None:
+        """The ReplicaSet's new pod: scheduled where it fits and the node admits it."""
+        config = instance.service.config
+        request = config.resources.memory_request
+        candidates = []
+        for name, machine in self.hosts.items():
+            manager = self.eviction.get(name)
+            if not machine.up or self.scenario.host(name).kind != "kubernetes":
+                continue
+            if manager is not None and manager.under_memory_pressure and request == 0:
+                continue  # MemoryPressure: the node admits no BestEffort pod
+            free = self.scenario.host(name).allocatable - sum(
+                i.service.config.resources.memory_request
+                for i in self.instances_on(name)
+                if i is not instance and i.state is not InstanceState.TERMINATED
+            )
+            if free >= request:
+                candidates.append((-free, list(self.hosts).index(name), name))
+        if not candidates:
+            self.recorder.event(
+                self.env.now,
+                "-",
+                instance.name,
+                "failed_scheduling",
+                f"0/{len(self.hosts)} nodes are available: pod {instance.name} cannot be placed",
+            )
+            self._schedule(lambda: self._replace(instance), EVICTION_RETRY)
+            return
+        host = self.hosts[min(candidates)[2]]
+        if host is not instance.host:
+            self._move(instance, host)
+        self.recorder.event(
+            self.env.now,
+            host.name,
+            instance.name,
+            "scheduled",
+            f"Successfully assigned default/{instance.name} to {host.name}",
+        )
+        instance.backoff = CrashLoopBackOff()
+        instance.start()
+
     def _pressure(self) -> Generator[Event, Any, None]:
         """Every PSI period: count non-idle task time, then fold the period into the averages."""
         while True:
@@ -305,13 +457,40 @@ class World:
                 sum(i.busy for i in service.instances if i.process is not None and i.process.alive),
             )
             for instance in service.instances:
-                cgroup = instance.cgroup
-                gauge(index, instance.name, "memory", cgroup.usage)
-                if cgroup.memory_max != math.inf:
-                    gauge(index, instance.name, "memory_max", cgroup.memory_max)
+                self._cgroup_gauges(index, instance.name, instance.cgroup)
         for host in self.hosts.values():
             gauge(index, host.name, "memory", host.used)
             gauge(index, host.name, "memory_total", host.ram)
+            gauge(index, host.name, "mem_available", host.mem_available())
+            if host.swap_total:
+                gauge(index, host.name, "swap", host.swap_used)
+                gauge(index, host.name, "swap_total", host.swap_total)
+            gauge(index, host.name, "psi_some_avg10", host.root.psi.avg["some"][0])
+            gauge(index, host.name, "psi_full_avg10", host.root.psi.avg["full"][0])
+            manager = self.eviction.get(host.name)
+            if manager is not None:
+                gauge(index, host.name, "memory_pressure", float(manager.under_memory_pressure))
+            for extra in self.scenario.host(host.name).cgroups:
+                self._cgroup_gauges(index, f"{host.name}:{extra.path}", host.cgroup(extra.path))
+            if "kubepods.slice" in (c.name for c in host.root.children):
+                self._cgroup_gauges(
+                    index, f"{host.name}:/kubepods.slice", host.cgroup("/kubepods.slice")
+                )
+
+    def _cgroup_gauges(self, index: int, entity: str, cgroup: Cgroup) -> None:
+        """``memory.current`` (and cache, swap), its limits, and its pressure."""
+        gauge = self.recorder.gauge
+        gauge(index, entity, "memory", cgroup.usage)
+        if cgroup.cache:
+            gauge(index, entity, "memory_cache", cgroup.cache)
+        if cgroup.swap:
+            gauge(index, entity, "swap", cgroup.swap)
+        if cgroup.memory_max != math.inf:
+            gauge(index, entity, "memory_max", cgroup.memory_max)
+        if cgroup.memory_high != math.inf:
+            gauge(index, entity, "memory_high", cgroup.memory_high)
+        if cgroup.psi.some_total:
+            gauge(index, entity, "psi_full_avg10", cgroup.psi.avg["full"][0])
 
     def run(self) -> RunResult:
         """Run to the scenario's duration and return the result."""
@@ -320,6 +499,8 @@ class World:
         self.workload.start()
         self.env.process(self._sampler())
         self.env.process(self._pressure())
+        for host in self.hosts:
+            self._start_policies(host)
         duration = self.scenario.duration
         self.env.run(until=duration)
         self._close(self.recorder.n_bins - 1, duration)
@@ -348,6 +529,10 @@ class World:
             "latency_p99": _clean(client["latency_p99"]),
             "outcomes": {k: int(client[k]) for k in _outcome_labels()},
             "oom_kills": sum(h.oom_kills for h in self.hosts.values()),
+            "vmstat_oom_kill": {name: h.oom_kills for name, h in self.hosts.items()},
+            "memory_events": self._memory_events(),
+            "allocation_failures": sum(h.alloc_failures for h in self.hosts.values()),
+            "evictions": sum(m.evictions for m in self.eviction.values()),
             "restarts": sum(i.restarts for i in instances),
             "events": len(recorder.events),
             "events_dropped": recorder.dropped_events,
@@ -368,6 +553,15 @@ class World:
             entities=self._entities(),
         )
 
+    def _memory_events(self) -> dict[str, dict[str, int]]:
+        """``memory.events`` of every cgroup where something happened, as ``host:/path``."""
+        return {
+            f"{name}:{cgroup.path}": dict(cgroup.events)
+            for name, host in self.hosts.items()
+            for cgroup in host.cgroups()
+            if any(cgroup.events.values())
+        }
+
     def _entities(self) -> pd.DataFrame:
         """What each entity name in the tables is: kind, its service, its host."""
         rows: list[tuple[str, str, str | None, str | None]] = [(CLIENT, "client", None, None)]
@@ -376,6 +570,11 @@ class World:
             rows += [(i.name, "instance", name, i.host.name) for i in service.instances]
         rows += [(edge, "edge", edge.partition(" -> ")[2], None) for edge in self.edge_names]
         rows += [(host, "host", None, host) for host in self.hosts]
+        for name in self.hosts:
+            paths = [extra.path for extra in self.scenario.host(name).cgroups]
+            if self.scenario.host(name).kind == "kubernetes":
+                paths.insert(0, "/kubepods.slice")
+            rows += [(f"{name}:{path}", "cgroup", None, name) for path in paths]
         return pd.DataFrame(rows, columns=["entity", "kind", "service", "host"])
 
 
@@ -419,3 +618,7 @@ def _write_cgroup(host: Host, cgroup: Cgroup, settings: sc.CgroupSettings) -> No
     if settings.oom_group is not None:
         cgroup.oom_group = settings.oom_group
     cgroup.oom_kill_disable = settings.oom_kill_disable
+
+
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else 100.0 * fraction
