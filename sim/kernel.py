@@ -788,14 +788,14 @@ class Host:
             domain,
         )
         if memcg is not None:
-            limit = "max" if memcg.memory_max == UNLIMITED else f"{int(memcg.memory_max) // 1024}"
+            limit = _kb(memcg.memory_max)
             self._kernel(
                 "oom_meminfo",
                 f"memory: usage {memcg.usage // 1024}kB, limit {limit}kB, "
                 f"failcnt {memcg.events['max']}",
                 memcg.path,
             )
-            swap_limit = "max" if memcg.swap_max == UNLIMITED else f"{int(memcg.swap_max) // 1024}"
+            swap_limit = _kb(memcg.swap_max)
             self._kernel(
                 "oom_meminfo",
                 f"swap: usage {memcg.swap // 1024}kB, limit {swap_limit}kB, failcnt 0",
@@ -946,3 +946,12 @@ def _oom_group(cgroup: Cgroup, domain: Cgroup) -> Cgroup | None:
         if node is domain:
             break
     return found
+
+
+PAGE_COUNTER_MAX_KB = 9007199254740988
+"""What the kernel prints as the limit of an unlimited page counter, in kB (``PAGE_COUNTER_MAX``)."""
+
+
+def _kb(limit: float) -> int:
+    """A limit as ``mem_cgroup_print_oom_meminfo`` prints it, in kB."""
+    return PAGE_COUNTER_MAX_KB if limit == UNLIMITED else int(limit) // 1024

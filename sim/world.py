@@ -360,8 +360,6 @@ class World:
         instance = next(
             i for s in self.services.values() for i in s.instances if i.name == pod.name
         )
-        host = instance.host.name
-        self.recorder.event(self.env.now, host, instance.name, "evicted", message)
         instance.service.balancer.remove(instance)  # the endpoint goes with the pod
 
         def kill() -> None:
