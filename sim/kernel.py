@@ -949,7 +949,7 @@ def _oom_group(cgroup: Cgroup, domain: Cgroup) -> Cgroup | None:
 
 
 PAGE_COUNTER_MAX_KB = 9007199254740988
-"""What the kernel prints as the limit of an unlimited page counter, in kB (``PAGE_COUNTER_MAX``)."""
+"""The limit the kernel prints for an unlimited page counter, kB (``PAGE_COUNTER_MAX``)."""
 
 
 def _kb(limit: float) -> int:
