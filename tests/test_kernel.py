@@ -622,17 +622,9 @@ def test_memcg_header_reports_failcnt_and_swap_usage():
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sim/kernel.py Host._header prints 'limit maxkB' for an unlimited memory.swap.max "
-    "(and memory.max); mem_cgroup_print_oom_meminfo prints K(PAGE_COUNTER_MAX) = "
-    "9007199254740988kB, a number, as §1.8's 'limit <n>kB'",
-)
 def test_unlimited_limits_print_as_a_number_in_the_header():
     """§1.8: the memcg header's limits are numbers in kB even when the file says ``max``."""
     m = Machine()
     x = m.host.root.child("X", 100 * Mi)
     m.spawn("p", x, 120 * Mi)
-    assert m.events("oom_meminfo")[1][2] == (
-        "swap: usage 0kB, limit 9007199254740988kB, failcnt 0"
-    )
+    assert m.events("oom_meminfo")[1][2] == "swap: usage 0kB, limit 9007199254740988kB, failcnt 0"
