@@ -112,7 +112,7 @@ class AllocationFailed(Exception):  # noqa: N818 - the kernel's name for it is E
     """An allocation refused with ``ENOMEM`` (overcommit, or a memcg OOM with no victim)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Sysctls:
     """The host's memory sysctls, kernel defaults (``Documentation/admin-guide/sysctl/vm.rst``).
 
@@ -442,19 +442,28 @@ class Process:
 
     def uncharge(self, amount: int) -> None:
         """Free ``amount`` bytes of anonymous memory (resident first, then swapped)."""
-        if not self.alive or amount <= 0:
+        if amount <= 0 or not self.alive:
             return
-        resident = min(amount, self.rss)
-        swapped = min(amount - resident, self.swap)
-        self.rss -= resident
-        self.swap -= swapped
-        self.cgroup._add(-resident, swap=-swapped)
         host = self.host
-        host.used -= resident
-        host.swap_used -= swapped
-        host.committed -= resident + swapped
+        if amount <= self.rss:  # the common case: all of it resident
+            self.rss -= amount
+            node: Cgroup | None = self.cgroup
+            while node is not None:
+                node.usage -= amount
+                node = node.parent
+            host.used -= amount
+            host.committed -= amount
+        else:
+            resident = self.rss
+            swapped = min(amount - resident, self.swap)
+            self.rss = 0
+            self.swap -= swapped
+            self.cgroup._add(-resident, swap=-swapped)
+            host.used -= resident
+            host.swap_used -= swapped
+            host.committed -= resident + swapped
         if host.waiting:
-            self.cgroup.freed(self.host)
+            self.cgroup.freed(host)
 
     def read_file(self, amount: int) -> float:
         """Bring ``amount`` bytes into the page cache, charged to this process's cgroup."""
@@ -522,6 +531,7 @@ class Host:
         self.swap_used = 0
         self.committed = 0  # Committed_AS: anonymous memory, resident or swapped
         self.any_high = False  # some cgroup has a memory.high: charges must check it
+        self.commit_limit = self._commit_limit()
         self.up = True
         self.root = Cgroup("", None)
         self._table: list[Process] = []  # the process table, in pid order
@@ -542,8 +552,7 @@ class Host:
         """RAM not in use."""
         return self.ram - self.used
 
-    @property
-    def commit_limit(self) -> float:
+    def _commit_limit(self) -> float:
         """``CommitLimit`` under ``overcommit_memory=2``; unlimited otherwise."""
         if self.sysctls.overcommit_memory != 2:
             return UNLIMITED
