@@ -834,6 +834,7 @@ def _reference_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], st
         caller, callee = cycle[-1]
         index = [c.to for c in s.services[caller].calls].index(callee)
         yield ("services", caller, "calls", index, "to"), f"call graph has a cycle: {loop}"
+    yield from _cgroup_v1_problems(s)
     names = [fault.name for fault in s.faults if fault.name]
     for index, fault in enumerate(s.faults):
         yield from _fault_problems(index, fault, services, host_names, graph)
@@ -854,6 +855,30 @@ def _reference_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], st
         for host in svc.placement
     ):
         yield from _fit_problems(s)
+
+
+def _cgroup_v1_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """``oom_kill_disable`` is cgroup v1's ``memory.oom_control``: v2 has no such file."""
+    v1_only = "oom_kill_disable exists only on cgroup v1 hosts (cgroup_version: 1)"
+    for index, host in enumerate(s.hosts):
+        for number, extra in enumerate(host.cgroups):
+            if extra.oom_kill_disable and host.cgroup_version == 2:
+                yield ("hosts", index, "cgroups", number, "oom_kill_disable"), v1_only
+    placed = (
+        placements(s)
+        if all(
+            h in [x.name for x in s.hosts]
+            for svc in s.services.values()
+            if svc.placement != "spread"
+            for h in svc.placement
+        )
+        else {}
+    )
+    for name, service in s.services.items():
+        if service.cgroup.oom_kill_disable and any(
+            s.host(h).cgroup_version == 2 for h in placed.get(name, [])
+        ):
+            yield ("services", name, "cgroup", "oom_kill_disable"), v1_only
 
 
 def _unknown(what: str, name: str, known: Any) -> str:
