@@ -265,12 +265,17 @@ def _max_value(fig: go.Figure) -> float:
     return max(values, default=0.0)
 
 
+LIMIT_LINES = (("memory_max", "dash", "max"), ("memory_high", "dot", "high"))
+"""The cgroup limits drawn beside an instance's memory: metric, line dash, label."""
+
+
 def memory_vs_limit(timeseries: pd.DataFrame, services: Sequence[str] | None = None) -> go.Figure:
     """Memory of every instance against its ``memory.max``, one panel per service.
 
     Solid lines are each instance's charged memory; the dashed line of the same colour is its
-    cgroup's ``memory.max``. An instance without a limit (``memory.max`` = max) has no dashed
-    line. The panels share the y axis so that services compare honestly.
+    cgroup's ``memory.max``, the dotted one its ``memory.high``. An instance without a limit
+    (``memory.max`` = max) has no dashed line. The panels share the y axis so that services
+    compare honestly.
 
     Args:
         timeseries: the tidy ``t, entity, metric, value`` table of a run.
@@ -313,25 +318,34 @@ def memory_vs_limit(timeseries: pd.DataFrame, services: Sequence[str] | None = N
                 row=1,
                 col=col,
             )
-            limit = _series(timeseries, instance, "memory_max")
-            limit = limit[limit["value"].map(math.isfinite)]
-            if limit.empty:
-                continue
-            fig.add_trace(
-                go.Scatter(
-                    x=limit["t"],
-                    y=limit["value"] / MIB,
-                    name=f"{instance} memory.max",
-                    legendgroup=instance,
-                    showlegend=False,
-                    mode="lines",
-                    line={"color": colour, "dash": "dash", "width": 1},
-                    hovertemplate="max %{y:.0f} MiB",
-                ),
-                row=1,
-                col=col,
-            )
-    _layout(fig, "Memory per instance vs its memory.max (dashed)", "memory (MiB)", height=400)
+            for metric, dash, label in (
+                ("memory_max", "dash", "max"),
+                ("memory_high", "dot", "high"),
+            ):
+                limit = _series(timeseries, instance, metric)
+                limit = limit[limit["value"].map(math.isfinite)]
+                if limit.empty:
+                    continue
+                fig.add_trace(
+                    go.Scatter(
+                        x=limit["t"],
+                        y=limit["value"] / MIB,
+                        name=f"{instance} memory.{label}",
+                        legendgroup=instance,
+                        showlegend=False,
+                        mode="lines",
+                        line={"color": colour, "dash": dash, "width": 1},
+                        hovertemplate=f"{label} %{{y:.0f}} MiB",
+                    ),
+                    row=1,
+                    col=col,
+                )
+    _layout(
+        fig,
+        "Memory per instance vs its memory.max (dashed) and memory.high (dotted)",
+        "memory (MiB)",
+        height=400,
+    )
     fig.update_layout(
         legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
         margin={"b": 40, "t": 70},
