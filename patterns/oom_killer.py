@@ -76,14 +76,22 @@ def oom_summary_line(oom_memcg: str | None, task_memcg: str, comm: str, pid: int
 
 
 def oom_kill_line(
-    prefix: str, pid: int, comm: str, rss_kb: int, oom_score_adj: int, pgtables_kb: int = 0
+    prefix: str,
+    pid: int,
+    comm: str,
+    rss_kb: int,
+    oom_score_adj: int,
+    pgtables_kb: int = 0,
+    total_vm_kb: int | None = None,
 ) -> str:
     """The ``Killed process …`` line of ``__oom_kill_process``.
 
-    ``total-vm`` is shown as the resident size: the model keeps no separate virtual size.
+    ``total-vm`` is resident plus swapped (the model keeps no separate virtual size), as in the
+    task table; it defaults to the resident size.
     """
+    total_vm = rss_kb if total_vm_kb is None else total_vm_kb
     return (
-        f"{prefix}: Killed process {pid} ({comm}) total-vm:{rss_kb}kB, anon-rss:{rss_kb}kB, "
+        f"{prefix}: Killed process {pid} ({comm}) total-vm:{total_vm}kB, anon-rss:{rss_kb}kB, "
         f"file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:{pgtables_kb}kB "
         f"oom_score_adj:{oom_score_adj}"
     )
@@ -111,7 +119,7 @@ MEMCG_MAX_HIGH_DELAY = 2.0
 """Longest ``memory.high`` throttling sleep, seconds (``MEMCG_MAX_HIGH_DELAY_JIFFIES = 2*HZ``)."""
 
 HIGH_DELAY_FLOOR = 0.01
-"""Penalties of at most this many seconds are not slept (``HZ/100``, mem_cgroup_handle_over_high)."""
+"""Penalties up to this many seconds are not slept (``HZ/100``, mem_cgroup_handle_over_high)."""
 
 MEMCG_CHARGE_BATCH = 64
 """Pages per charge batch the penalty is scaled to (``MEMCG_CHARGE_BATCH``)."""

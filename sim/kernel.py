@@ -153,7 +153,11 @@ class Psi:
     def update(self, period: float) -> None:
         """Close a period: fold its shares into the decayed averages."""
         some = min(self.stall, period)
-        full = some if self.busy <= 0 else min(some, self.stall / max(self.busy, self.stall))
+        # full: the stalled share of the non-idle task time, over the period (no busy time
+        # recorded: the stalled tasks were all there was)
+        full = (
+            some if self.busy <= 0 else min(some, period * self.stall / max(self.busy, self.stall))
+        )
         self.some_total += some
         self.full_total += full
         for kind, share in (("some", some / period), ("full", full / period)):
@@ -469,11 +473,7 @@ class Process:
         """Bring ``amount`` bytes into the page cache, charged to this process's cgroup."""
         if not self.alive or amount <= 0:
             return 0.0
-        stall = self.host.make_room(self, amount)
-        self.cache += amount
-        self.cgroup._add(amount, cache=amount)
-        self.host.used += amount
-        return stall
+        return self.host.cache_pages(self, amount)
 
     def refault_stall(self, service_time: float) -> float:
         """Seconds a hop of ``service_time`` stalls on refaults of swapped-out memory."""
@@ -635,17 +635,34 @@ class Host:
         cgroup._add(amount)
         self.used += amount
         self.committed += amount
-        if self.any_high:
-            stall += self.throttle(process, amount)
         if stall:
             cgroup.add_stall(stall)
+        if self.any_high:
+            stall += self.throttle(process, amount)
         return stall
 
-    def make_room(self, process: Process, amount: int) -> float:
-        """Make ``amount`` bytes of RAM free for page cache (reclaim; cache never OOMs)."""
-        if self.used + amount <= self.ram:
-            return 0.0
-        return self._reclaim(self.root, self.used + amount - self.ram)
+    def cache_pages(self, process: Process, amount: int) -> float:
+        """Charge page cache read by ``process``: against every limit, like anon, but no OOM.
+
+        What reclaim cannot make room for is simply not kept in the cache.
+        """
+        stall = 0.0
+        limited = process.cgroup.over_limit(amount)
+        if limited is not None:
+            limited.count_event("max")
+            stall += self._reclaim(limited, limited.usage + amount - int(limited.memory_max))
+        if self.used + amount > self.ram:
+            stall += self._reclaim(self.root, self.used + amount - self.ram)
+        room = self.ram - self.used
+        for node in process.cgroup.ancestors():
+            room = min(room, int(min(node.memory_max, 2**62)) - node.usage)
+        kept = max(0, min(amount, room))
+        process.cache += kept
+        process.cgroup._add(kept, cache=kept)
+        self.used += kept
+        if stall:
+            process.cgroup.add_stall(stall)
+        return stall
 
     def throttle(self, process: Process, amount: int) -> float:
         """``memory.high``: reclaim the overage, then the kernel's penalty sleep (§2.3)."""
@@ -655,9 +672,11 @@ class Host:
         worst.count_event("high")
         stall = self._reclaim(worst, worst.usage - int(worst.memory_high))
         worst = process.cgroup.over_high()
-        if worst is None:
-            return stall
-        return stall + memory_high_penalty(worst.usage, int(worst.memory_high), amount // PAGE_SIZE)
+        if worst is not None:
+            stall += memory_high_penalty(worst.usage, int(worst.memory_high), amount // PAGE_SIZE)
+        if stall:
+            process.cgroup.add_stall(stall)
+        return stall
 
     def _reclaim(self, target: Cgroup, amount: int) -> float:
         """Reclaim ``amount`` bytes from ``target``'s subtree; return the stall it costs.
@@ -730,26 +749,29 @@ class Host:
                 memcg.path,
             )
             return
-        if self._victim_in_flight(memcg):
-            return  # one victim in flight: wait for it to exit or be reaped
         memcg.count_event("oom")
         if self.sysctls.panic_on_oom == 2:
             self.panic("Out of memory: compulsory panic_on_oom is enabled")
             return
-        totalpages = max(1, int(memcg.memory_max) // PAGE_SIZE)
+        if self._victim_in_flight(memcg):
+            return  # one victim in flight: wait for it to exit or be reaped
+        # mem_cgroup_get_max: memory.max plus the swap it may use (swappiness != 0 assumed)
+        swap = min(memcg.swap_max, self.swap_total)
+        totalpages = max(1, int(memcg.memory_max + swap) // PAGE_SIZE)
         if not self._kill_worst(process, memcg, totalpages):
             self.alloc_failures += 1
             raise AllocationFailed(f"{process.comm}: memcg {memcg.path} has no killable process")
 
     def _global_oom(self, process: Process) -> None:
         """A global OOM: RAM and swap exhausted (§1.1, §1.2)."""
-        if self._victim_in_flight(self.root):
-            return
         if self.sysctls.panic_on_oom in (1, 2):
             self.panic("Out of memory: system-wide panic_on_oom is enabled")
             return
+        if self._victim_in_flight(self.root):
+            return
         if self.sysctls.oom_kill_allocating_task and process.oom_score_adj != OOM_SCORE_ADJ_MIN:
-            self._header(process, None, [process])
+            self._header(process, None, list(self.root.tasks()))
+            self._summary(None, process)
             self._kill(process, "Out of memory (oom_kill_allocating_task)", None)
             return
         if not self._kill_worst(process, None, self.totalpages):
@@ -758,7 +780,7 @@ class Host:
     def _kill_worst(self, allocating: Process, memcg: Cgroup | None, totalpages: int) -> bool:
         """Select and kill (``select_bad_process``, ``oom_kill_process``); False if none."""
         domain = memcg or self.root
-        tasks = list(domain.tasks())
+        tasks = [task for task in domain.tasks() if not task.reaped]  # MMF_OOM_SKIP
         chosen = select_victim([p.candidate() for p in tasks], totalpages)
         self._header(allocating, memcg, tasks)
         if chosen is None:
@@ -766,13 +788,7 @@ class Host:
             return False
         victim = tasks[chosen]
         prefix = "Memory cgroup out of memory" if memcg else "Out of memory"
-        self._kernel(
-            "oom_summary",
-            oom_summary_line(
-                memcg.path if memcg else None, victim.cgroup.path, victim.comm, victim.pid
-            ),
-            victim.cgroup.path,
-        )
+        self._summary(memcg, victim)
         self._kill(victim, prefix, memcg)
         group = _oom_group(victim.cgroup, domain)
         if group is not None:
@@ -786,6 +802,16 @@ class Host:
                 if process is not victim and process.oom_score_adj != OOM_SCORE_ADJ_MIN:
                     self._kill(process, prefix, memcg)
         return True
+
+    def _summary(self, memcg: Cgroup | None, victim: Process) -> None:
+        """``dump_oom_summary``: the ``oom-kill:constraint=…`` line."""
+        self._kernel(
+            "oom_summary",
+            oom_summary_line(
+                memcg.path if memcg else None, victim.cgroup.path, victim.comm, victim.pid
+            ),
+            victim.cgroup.path,
+        )
 
     def _header(self, allocating: Process, memcg: Cgroup | None, tasks: Sequence[Process]) -> None:
         """``dump_header``: who invoked the killer, the memory state, the task table."""
@@ -833,6 +859,7 @@ class Host:
                 process.rss // 1024,
                 process.oom_score_adj,
                 process.pgtables // 1024,
+                total_vm_kb=(process.rss + process.swap) // 1024,
             ),
             process.cgroup.path,
         )

@@ -511,7 +511,8 @@ def test_global_oom_group_kill_uses_the_container_flag():
 def test_one_victim_in_flight_a_second_overcharge_kills_nobody_more():
     """V3: a second over-limit charge before the first kill is delivered waits, kills no one.
 
-    New semantics: both charges return inf; ``max`` counts twice, ``oom`` once (no new OOM).
+    Both charges return inf; ``max`` and ``oom`` count twice (every OOM invocation counts, also
+    the one that finds the victim still in flight), ``oom_kill`` once.
     """
     m, x, procs = v4()
     assert procs["p1"].charge(20 * Mi) == math.inf
@@ -521,7 +522,7 @@ def test_one_victim_in_flight_a_second_overcharge_kills_nobody_more():
     assert m.killed == [("p1", "OOMKilled")]
     assert len(m.events("oom_kill")) == 1
     assert len(m.events("oom_invoked")) == 1
-    assert x.events == counters(max=2, oom=1, oom_kill=1)
+    assert x.events == counters(max=2, oom=2, oom_kill=1)
     assert procs["p2"].alive
     assert procs["p2"].charge(20 * Mi) == 0.0  # p1's memory is back: the retry succeeds
 
