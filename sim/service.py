@@ -321,7 +321,7 @@ class Instance:
                 capacity = self.queue_capacity
                 if capacity is not None and len(self.queue) >= capacity:
                     request.origin = (service.name, SHED)
-                    return self._done(SHED, t0, proc)
+                    return self._done(SHED, t0)
                 ticket = env.event()
                 self.queue.append(ticket)
                 queued_memory = service.per_queued
@@ -343,12 +343,12 @@ class Instance:
                             self.queue.remove(ticket)
                 stats.waited(env.now, env.now - t0)
             outcome = yield from self._work(request, process)
-            return self._done(outcome, t0, proc)
+            return self._done(outcome, t0)
         except simpy.Interrupt as interrupt:
             # Our own death, or the death of a caller up this process's stack: with no timeout
             # the call shares the caller's connection, and its closing cancels the work here.
             request.origin = (service.name, RESET)
-            self._done(RESET, t0, proc)
+            self._done(RESET, t0)
             cause = interrupt.cause
             if isinstance(cause, Death) and cause.instance is self:
                 return RESET
@@ -362,12 +362,12 @@ class Instance:
                     self.busy -= 1
             active.pop(proc, None)
 
-    def _done(self, outcome: Outcome, t0: float, proc: simpy.Process) -> Outcome:
+    def _done(self, outcome: Outcome, t0: float) -> Outcome:
+        """Count the hop's end (``serve``'s ``finally`` forgets the process)."""
         now = self.env.now
         stats = self.service.stats
         stats.change(now, -1)
         stats.record(now, outcome, now - t0)
-        self.active.pop(proc, None)
         return outcome
 
     def _work(self, request: Request, process: Process) -> HopResult:
