@@ -148,7 +148,7 @@ class Faults:
             if process is None:
                 continue
             if isinstance(fault, sc.MemoryLeakFault):
-                env.process(grow(env, process, fault.rate, until=end))
+                env.process(grow(env, process, fault.rate, until=end, cold=True))
             else:
                 env.process(self._spike(process, fault.size, end))
         what = (

@@ -3,7 +3,9 @@
 Model (``../shared/reference/semantics.md`` §1, §2, §6) and its simplifications:
 
 * **Memory of a process**: resident anonymous memory (``rss``), anonymous memory swapped out
-  (``swap``) and page cache it brought in (``cache``, charged to its cgroup, reclaimable). Page
+  (``swap``) and page cache it brought in (``cache``, charged to its cgroup, reclaimable).
+  Leaked memory is *cold*: the LRU's oldest pages, reclaimed before any warm anonymous memory
+  and never faulted back in. Page
   tables are ``rss / 512`` (8 bytes per 4 KiB page), as the badness sum includes them.
 * **cgroup v2 files** per :class:`Cgroup`: ``memory.current`` (hierarchical: resident anon + page
   cache of the subtree), ``memory.swap.current``, ``memory.max``, ``memory.high``, ``memory.min``,
@@ -12,7 +14,8 @@ Model (``../shared/reference/semantics.md`` §1, §2, §6) and its simplificatio
   ``memory.oom_control`` ``oom_kill_disable``.
 * **A charge** (``try_charge_memcg``, §2.2): if some ancestor would go over ``memory.max``, the
   lowest such cgroup counts ``max`` and reclaims from its subtree: page cache first, then anonymous
-  memory to swap while ``memory.swap.max`` and the host's swap allow; cgroups at or below their
+  memory to swap (cold pages first) while ``memory.swap.max`` and the host's swap allow;
+  reclaim takes from each process in proportion to its size; cgroups at or below their
   ``memory.min`` are never reclaimed, those below ``memory.low`` only when nothing else is left
   (``low`` counted). If that does not make room: a memcg OOM in that cgroup (or, with
   ``oom_kill_disable``, the task waits until memory is freed). Host RAM exhausted after global
@@ -21,8 +24,8 @@ Model (``../shared/reference/semantics.md`` §1, §2, §6) and its simplificatio
 * **Time**: the allocating task stalls for the reclaim it does (page cache at
   :data:`CACHE_RECLAIM_RATE`, swap-out at ``swap_rate``) and for ``memory.high`` throttling; a
   process with swapped-out memory stalls on refaults in proportion to its swapped share
-  (``thrash_factor``). Stalls are returned to the caller, who waits them out, and counted as
-  memory pressure (PSI).
+  (``thrash_factor``) until RAM frees up and its pages come back in. Stalls are returned to the
+  caller, who waits them out, and counted as memory pressure (PSI).
 * **PSI** (§2.8), PSI-like: per cgroup (hierarchical) and host, the ``some`` share of a 2 s period
   is the stall time in it (capped at the period) and ``full`` that stall time over the non-idle
   task time (tasks serving requests); ``avg10/avg60/avg300`` are the kernel's exponentially decayed
@@ -41,8 +44,8 @@ Model (``../shared/reference/semantics.md`` §1, §2, §6) and its simplificatio
   ``kernel.panic`` seconds (0: it stays down, the kernel's default).
 
 Not modelled: per-CPU charge batching, NUMA and cpusets, zswap, proportional distribution of
-``memory.min/low`` among siblings (each cgroup's own setting is its protection), refaults bringing
-swapped pages back in (swapped memory stays swapped until freed).
+``memory.min/low`` among siblings (each cgroup's own setting is its protection), separate active
+and inactive lists (warm pages are reclaimed in proportion to size, after cold and cache).
 """
 
 from __future__ import annotations
@@ -366,6 +369,8 @@ class Process:
         "blocked_on",
         "cache",
         "cgroup",
+        "cold",
+        "cold_swapped",
         "comm",
         "exit_delay",
         "host",
@@ -396,6 +401,8 @@ class Process:
         self.rss = 0
         self.swap = 0
         self.cache = 0
+        self.cold = 0  # anon memory never touched again (a leak): the LRU's oldest pages
+        self.cold_swapped = 0  # the part of ``cold`` that is in swap
         self.alive = True
         self.exit_delay = 0.0
         self.killed_at: float | None = None
@@ -476,13 +483,41 @@ class Process:
         return self.host.cache_pages(self, amount)
 
     def refault_stall(self, service_time: float) -> float:
-        """Seconds a hop of ``service_time`` stalls on refaults of swapped-out memory."""
-        swapped = self.swap
-        if not swapped:
+        """Seconds a hop of ``service_time`` stalls on refaults of swapped-out working memory.
+
+        The hop touches its working set: swapped-out warm pages come back in as far as RAM and
+        the cgroup's limits allow (read at the swap device's rate); what cannot come back makes
+        the hop thrash, ``thrash_factor`` times its service time per share swapped. Cold pages
+        (leaked, never touched again) stay in swap and cost nothing.
+        """
+        warm = self.swap - self.cold_swapped
+        if warm <= 0:
             return 0.0
-        share = swapped / (swapped + self.rss)
-        stall = service_time * share * self.host.sysctls.thrash_factor
+        host = self.host
+        room = host.ram - host.used
+        for node in self.cgroup.ancestors():
+            if node.memory_max != UNLIMITED:
+                room = min(room, int(node.memory_max) - node.usage)
+        back = max(0, min(warm, room))
+        stall = 0.0
+        if back:
+            self.swap -= back
+            self.rss += back
+            self.cgroup._add(back, swap=-back)
+            host.used += back
+            host.swap_used -= back
+            stall += back / host.sysctls.swap_rate
+            warm -= back
+        if warm:
+            stall += service_time * warm / (warm + self.rss) * host.sysctls.thrash_factor
         self.cgroup.add_stall(stall)
+        return stall
+
+    def leak(self, amount: int) -> float:
+        """Allocate ``amount`` bytes that are never touched again (see :meth:`charge`)."""
+        stall = self.charge(amount)
+        if stall != math.inf and self.alive:
+            self.cold += amount
         return stall
 
     def wait_for_memory(self, wake: Callable[[], None]) -> None:
@@ -501,7 +536,7 @@ class Process:
         host.used -= self.rss + self.cache
         host.swap_used -= self.swap
         host.committed -= self.rss + self.swap
-        self.rss = self.swap = self.cache = 0
+        self.rss = self.swap = self.cache = self.cold = self.cold_swapped = 0
         self.alive = False
         self.cgroup.members.remove(self)
         self.cgroup.freed(self.host)
@@ -531,6 +566,7 @@ class Host:
         self.swap_used = 0
         self.committed = 0  # Committed_AS: anonymous memory, resident or swapped
         self.any_high = False  # some cgroup has a memory.high: charges must check it
+        self.kubelet = False  # a kubelet runs here (it reports SystemOOM events)
         self.commit_limit = self._commit_limit()
         self.up = True
         self.root = Cgroup("", None)
@@ -681,47 +717,68 @@ class Host:
     def _reclaim(self, target: Cgroup, amount: int) -> float:
         """Reclaim ``amount`` bytes from ``target``'s subtree; return the stall it costs.
 
-        Page cache first, then anonymous memory to swap; a cgroup's ``memory.min`` is never
-        touched, its ``memory.low`` only on a second pass when nothing else was left.
+        Page cache first, then anonymous memory to swap, each taken from the processes in
+        proportion to what they hold (the kernel scales its scan targets by LRU size); a
+        cgroup's ``memory.min`` is never touched, its ``memory.low`` only on a second pass when
+        nothing else was left (counting ``low``). Pages taken count as scanned (``pgscan``) in
+        the cgroup they came from and its ancestors.
         """
         if amount <= 0:
             return 0.0
         now = self._now()
-        freed_cache = freed_anon = 0
+        freed = {"cache": 0, "cold": 0, "anon": 0}
         for protect_low in (True, False):
-            for process in list(target.tasks()):
-                if freed_cache + freed_anon >= amount:
+            for kind in ("cache", "cold", "anon"):
+                need = amount - sum(freed.values())
+                if need <= 0:
                     break
-                floor = _protection(process.cgroup, protect_low)
-                room = process.cgroup.usage - floor
-                if room <= 0:
-                    continue
-                if not protect_low and process.cgroup.usage <= _protection(process.cgroup, True):
-                    process.cgroup.count_event("low")
-                want = min(amount - freed_cache - freed_anon, room)
-                take = min(process.cache, want)
-                if take:
-                    process.cache -= take
-                    process.cgroup._add(-take, cache=-take)
-                    self.used -= take
-                    freed_cache += take
-                    want -= take
-                out = min(process.rss, want, self._swap_room(process.cgroup))
-                if out > 0:
-                    process.rss -= out
-                    process.swap += out
-                    process.cgroup._add(-out, swap=out)
-                    self.used -= out
-                    self.swap_used += out
-                    freed_anon += out
-            if freed_cache + freed_anon >= amount:
-                break
-        pages = (freed_cache + freed_anon) // PAGE_SIZE
+                holders = [(p, self._reclaimable(p, kind, protect_low)) for p in target.tasks()]
+                total = sum(size for _, size in holders)
+                for process, size in holders:
+                    if size <= 0:
+                        continue
+                    share = min(size, -(-need * size // total))
+                    if not protect_low and process.cgroup.usage <= max(
+                        process.cgroup.memory_low, process.cgroup.memory_min
+                    ):
+                        process.cgroup.count_event("low")
+                    freed[kind] += self._take(process, kind, share, now)
+        swapped_out = freed["cold"] + freed["anon"]
+        return freed["cache"] / CACHE_RECLAIM_RATE + swapped_out / self.sysctls.swap_rate
+
+    def _reclaimable(self, process: Process, kind: str, protect_low: bool) -> int:
+        """What reclaim may take of one process's memory of ``kind`` (cache, or anon to swap)."""
+        room = process.cgroup.usage - _protection(process.cgroup, protect_low)
+        if room <= 0:
+            return 0
+        if kind == "cache":
+            return min(process.cache, room)
+        cold_resident = process.cold - process.cold_swapped
+        resident = cold_resident if kind == "cold" else process.rss - cold_resident
+        return min(resident, room, self._swap_room(process.cgroup))
+
+    def _take(self, process: Process, kind: str, amount: int, now: float) -> int:
+        """Move ``amount`` of a process's page cache out (dropped) or its anon memory to swap."""
+        cgroup = process.cgroup
+        if kind == "cache":
+            amount = min(amount, process.cache)
+            process.cache -= amount
+            cgroup._add(-amount, cache=-amount)
+        else:
+            amount = min(amount, process.rss, self._swap_room(cgroup))
+            if kind == "cold":
+                process.cold_swapped += amount
+            process.rss -= amount
+            process.swap += amount
+            cgroup._add(-amount, swap=amount)
+            self.swap_used += amount
+        self.used -= amount
+        pages = amount // PAGE_SIZE
         if pages:
-            for node in target.ancestors():
+            for node in cgroup.ancestors():
                 node.pgscan += pages
                 node.last_reclaim = now
-        return freed_cache / CACHE_RECLAIM_RATE + freed_anon / self.sysctls.swap_rate
+        return amount
 
     def _swap_room(self, cgroup: Cgroup) -> int:
         """Bytes of anonymous memory ``cgroup`` may still swap out."""
@@ -863,7 +920,7 @@ class Host:
             ),
             process.cgroup.path,
         )
-        if memcg is None:
+        if memcg is None and self.kubelet:
             self._kernel(
                 "system_oom",
                 f"System OOM encountered, victim process: {process.comm}, pid: {process.pid}",
@@ -885,7 +942,7 @@ class Host:
         self.swap_used -= process.swap
         process.cgroup._add(0, swap=-process.swap)
         self.committed -= freed + process.swap
-        process.rss = process.swap = 0
+        process.rss = process.swap = process.cold = process.cold_swapped = 0
         self._kernel(
             "oom_reaper",
             f"oom_reaper: reaped process {process.pid} ({process.comm}), now anon-rss:0kB, "

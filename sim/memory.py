@@ -26,12 +26,15 @@ GROWTH_TICK = 1.0
 Allocation = Generator[Event, Any, bool]
 
 
-def settle(env: simpy.Environment, process: Process, amount: int, stall: float) -> Allocation:
+def settle(
+    env: simpy.Environment, process: Process, amount: int, stall: float, cold: bool = False
+) -> Allocation:
     """Wait out an allocation's stall, retrying while it must wait for memory.
 
     Returns True once ``amount`` is charged; False when the kernel refused it (``ENOMEM``) or
-    the process died meanwhile (nothing is charged then).
+    the process died meanwhile (nothing is charged then). ``cold``: leaked memory.
     """
+    charge = process.leak if cold else process.charge
     while stall == math.inf:
         wake = env.event()
         process.wait_for_memory(_waker(wake))
@@ -39,7 +42,7 @@ def settle(env: simpy.Environment, process: Process, amount: int, stall: float) 
         if not process.alive:
             return False
         try:
-            stall = process.charge(amount)
+            stall = charge(amount)
         except AllocationFailed:
             return False
     if stall > 0:
@@ -47,13 +50,15 @@ def settle(env: simpy.Environment, process: Process, amount: int, stall: float) 
     return process.alive
 
 
-def allocate(env: simpy.Environment, process: Process, amount: int) -> Allocation:
+def allocate(
+    env: simpy.Environment, process: Process, amount: int, cold: bool = False
+) -> Allocation:
     """Charge ``amount`` bytes to ``process``, waiting as long as the kernel makes it wait."""
     try:
-        stall = process.charge(amount)
+        stall = process.leak(amount) if cold else process.charge(amount)
     except AllocationFailed:
         return False
-    return (yield from settle(env, process, amount, stall))
+    return (yield from settle(env, process, amount, stall, cold))
 
 
 def grow(
@@ -62,11 +67,12 @@ def grow(
     rate: float,
     size: float = math.inf,
     until: float = math.inf,
+    cold: bool = False,
 ) -> Generator[Event, Any, int]:
     """Allocate ``rate`` bytes per second up to ``size`` bytes, while the process lives.
 
     Stops at time ``until``; returns the bytes it charged (a refused chunk is tried again at the
-    next tick).
+    next tick). ``cold``: a leak, memory never touched again.
     """
     total = 0
     while process.alive and total < size and env.now + GROWTH_TICK <= until + 1e-9:
@@ -74,7 +80,7 @@ def grow(
         chunk = int(min(rate * GROWTH_TICK, size - total))
         if chunk <= 0:
             break
-        if (yield from allocate(env, process, chunk)):
+        if (yield from allocate(env, process, chunk, cold)):
             total += chunk
     return total
 

@@ -203,7 +203,7 @@ class Instance:
     def _leak(self, process: Process) -> None:
         leak = self.service.config.memory.leak
         if leak:
-            self.env.process(grow(self.env, process, leak))
+            self.env.process(grow(self.env, process, leak, cold=True))
 
     def _ready(self, incarnation: int, log: bool = True) -> None:
         if self.incarnation != incarnation or self.state is not InstanceState.STARTING:

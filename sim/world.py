@@ -115,6 +115,7 @@ class World:
             sysctls=Sysctls(**config.sysctls.model_dump()),
         )
         host.on_panic = functools.partial(self._panicked, config.name)
+        host.kubelet = config.kind == "kubernetes"
         system = host.root.child("system.slice")
         daemons = self._daemons.setdefault(config.name, [])
         if config.kind == "kubernetes":

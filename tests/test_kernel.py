@@ -28,6 +28,7 @@ class Machine:
         self.pending: list[tuple[float, int, Callable[[], None]]] = []
         self.recorder = Recorder(100.0, 1.0, 1000, [])
         self.host = Host("node-a", ram, 4, self.recorder, self._schedule, lambda: self.t, **host)
+        self.host.kubelet = True  # a Kubernetes node: the kubelet reports SystemOOM
         self.killed: list[tuple[str, str]] = []
 
     def _schedule(self, callback: Callable[[], None], delay: float = 0.0) -> None:
