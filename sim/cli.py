@@ -98,18 +98,20 @@ def list_scenarios() -> None:
     """List the scenario catalogue."""
     import scenarios
     from sim.scenario import load_scenario
+    from sim.units import format_duration
 
-    table = Table("name", "title", "duration", "services", "variants")
+    table = Table("name", "duration", "variants", "title")
+    table.columns[0].no_wrap = True
     for name in scenarios.names():
         scenario = load_scenario(name)
         table.add_row(
             name,
+            format_duration(scenario.duration),
+            str(len(scenario.variants)),
             scenario.title,
-            f"{scenario.duration:g}s",
-            str(len(scenario.services)),
-            ", ".join(scenario.variants) or "-",
         )
     _out.print(table)
+    _out.print("faultlab show NAME: the narrative and the variants of one scenario")
 
 
 @app.command()
