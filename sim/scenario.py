@@ -34,6 +34,9 @@ from pydantic import (
     model_validator,
 )
 
+from patterns import bulkhead as bulkhead_pattern
+from patterns import circuit_breaker as cb_pattern
+from patterns import retry as retry_pattern
 from sim import units
 
 # --------------------------------------------------------------------------- unit-typed fields
@@ -359,22 +362,258 @@ class Admission(Model):
     queue: QueueConfig = QueueConfig()
 
 
+# --------------------------------------------------------------------------- client-side policies
+
+_R4J_CB = cb_pattern.CircuitBreakerConfig()
+_R4J_BULKHEAD = bulkhead_pattern.BulkheadConfig()
+_EXPONENTIAL = retry_pattern.ExponentialBackoff()
+_GRPC_BACKOFF = retry_pattern.GrpcBackoff()
+_ENVOY_BACKOFF = retry_pattern.EnvoyBackoff()
+_ENVOY_BUDGET = retry_pattern.EnvoyRetryBudgetConfig()
+_GRPC_THROTTLE = retry_pattern.GrpcRetryThrottleConfig()
+
+RetryableOutcome = Literal[
+    "timeout",
+    "shed",
+    "rate_limited",
+    "bulkhead_full",
+    "unavailable",
+    "reset",
+    "deadline_exceeded",
+    "error",
+    "dependency",
+]
+"""Failed outcomes a retry policy may retry; ``circuit_open`` is never retried (a rejection by
+the caller's own breaker: retrying it only burns attempts, and resilience4j's usual order puts
+the retry outside the breaker for that reason)."""
+
+DEFAULT_RETRY_ON: tuple[RetryableOutcome, ...] = (
+    "timeout",
+    "unavailable",
+    "reset",
+    "error",
+    "shed",
+    "dependency",
+)
+"""What a server or the network says went wrong and a new attempt may fix: Envoy's ``5xx`` +
+``reset`` + ``connect-failure`` + ``refused-stream`` (a 503 for ``shed``/``unavailable``, a 500
+for ``error``/``dependency``), plus ``timeout`` (resilience4j retries every exception by default,
+``TimeoutException`` included). Not by default: ``rate_limited`` (429: Envoy's ``retriable-4xx``
+is 409 only and gRPC does not retry ``RESOURCE_EXHAUSTED`` unless told), ``bulkhead_full`` (a
+local rejection, answered at once) and ``deadline_exceeded`` (the caller's whole budget is
+spent)."""
+
+
+class NoBackoffSpec(Model):
+    """Retry at once."""
+
+    kind: Literal["none"]
+
+
+class ConstantBackoffSpec(Model):
+    """The same wait before every retry (resilience4j ``waitDuration``, default 500 ms)."""
+
+    kind: Literal["constant"]
+    wait: Duration = retry_pattern.RESILIENCE4J_DEFAULT_WAIT
+
+
+class ExponentialBackoffSpec(Model):
+    """Brooker's exponential back-off (AWS): ``min(cap, base * 2**n)`` with a jitter.
+
+    Defaults are botocore standard mode's (base 1 s, cap 20 s, full jitter).
+    """
+
+    kind: Literal["exponential"]
+    base: PositiveDuration = _EXPONENTIAL.base
+    cap: PositiveDuration = _EXPONENTIAL.cap
+    jitter: Literal["none", "full", "equal", "decorrelated"] = _EXPONENTIAL.jitter
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ExponentialBackoffSpec:
+        if self.cap < self.base:
+            raise ValueError("cap must not be less than base")
+        return self
+
+
+class GrpcBackoffSpec(Model):
+    """gRPC retry back-off (gRFC A6): ``min(initial * multiplier**(k-1), max) * U(0.8, 1.2)``.
+
+    gRPC has no defaults; these are gRFC A6's example policy (100 ms, x2, 1 s).
+    """
+
+    kind: Literal["grpc"]
+    initial: PositiveDuration = _GRPC_BACKOFF.initial_backoff
+    multiplier: Annotated[float, Field(gt=0)] = _GRPC_BACKOFF.backoff_multiplier
+    max: PositiveDuration = _GRPC_BACKOFF.max_backoff
+
+
+class EnvoyBackoffSpec(Model):
+    """Envoy router back-off: a uniform whole number of ms below a doubling bound.
+
+    ``base`` 25 ms (router default); ``max`` ``null`` = 10 x base (Envoy's default).
+    """
+
+    kind: Literal["envoy"]
+    base: Annotated[Duration, Field(ge=0.001)] = _ENVOY_BACKOFF.base_interval
+    max: PositiveDuration | None = _ENVOY_BACKOFF.max_interval
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EnvoyBackoffSpec:
+        if self.max is not None and self.max < self.base:
+            raise ValueError("max must not be less than base")
+        return self
+
+
+BackoffSpec = Annotated[
+    NoBackoffSpec
+    | ConstantBackoffSpec
+    | ExponentialBackoffSpec
+    | GrpcBackoffSpec
+    | EnvoyBackoffSpec,
+    Field(discriminator="kind"),
+]
+
+
+class EnvoyBudgetSpec(Model):
+    """Envoy retry budget: concurrent retries <= max(budget_percent of active, minimum)."""
+
+    kind: Literal["envoy"]
+    budget_percent: Annotated[float, Field(ge=0, le=100)] = _ENVOY_BUDGET.budget_percent
+    min_retry_concurrency: Annotated[int, Field(ge=0)] = _ENVOY_BUDGET.min_retry_concurrency
+
+
+class GrpcBudgetSpec(Model):
+    """gRPC ``retryThrottling`` token bucket (the reference's example: 10 tokens, ratio 0.1)."""
+
+    kind: Literal["grpc"]
+    max_tokens: Annotated[float, Field(gt=0, le=1000)] = _GRPC_THROTTLE.max_tokens
+    token_ratio: Annotated[float, Field(gt=0)] = _GRPC_THROTTLE.token_ratio
+
+
+class AwsBudgetSpec(Model):
+    """AWS SDK standard-mode retry quota (botocore: 500 tokens, 5 per retry, 10 per timeout)."""
+
+    kind: Literal["aws"]
+
+
+BudgetSpec = Annotated[
+    EnvoyBudgetSpec | GrpcBudgetSpec | AwsBudgetSpec, Field(discriminator="kind")
+]
+
+
+class RetrySpec(Model):
+    """Client-side retries of one call (per calling instance; see :mod:`patterns.retry`).
+
+    Attributes:
+        max_attempts: attempts including the first, 3 (resilience4j ``DEFAULT_MAX_ATTEMPTS``).
+        retry_on: outcome labels that are retried (default :data:`DEFAULT_RETRY_ON`); never
+            ``circuit_open``.
+        backoff: the wait before each retry; default resilience4j's fixed 500 ms.
+        per_try_timeout: Envoy's ``per_try_timeout``: the retry layer stops waiting for an
+            attempt after this long (the attempt goes on); ``null``: none.
+        budget: a retry budget shared by the calling instance's calls on this edge; ``null``:
+            attempts per call only (resilience4j).
+    """
+
+    max_attempts: Annotated[int, Field(ge=1)] = retry_pattern.RESILIENCE4J_DEFAULT_MAX_ATTEMPTS
+    retry_on: list[RetryableOutcome] = list(DEFAULT_RETRY_ON)
+    backoff: BackoffSpec = ConstantBackoffSpec(kind="constant")
+    per_try_timeout: PositiveDuration | None = None
+    budget: BudgetSpec | None = None
+
+
+WindowType = Literal["COUNT_BASED", "TIME_BASED"]
+
+
+class CircuitBreakerSpec(Model):
+    """resilience4j ``CircuitBreakerConfig`` (names as in resilience4j, snake_case).
+
+    Defaults are resilience4j's (``CircuitBreakerConfig.DEFAULT_*``, see
+    :class:`patterns.circuit_breaker.CircuitBreakerConfig`). ``enabled: false`` keeps the block
+    but takes the breaker out of the chain.
+    """
+
+    enabled: bool = True
+    sliding_window_type: WindowType = _R4J_CB.sliding_window_type.value
+    sliding_window_size: Annotated[int, Field(ge=1)] = _R4J_CB.sliding_window_size
+    minimum_number_of_calls: Annotated[int, Field(ge=1)] = _R4J_CB.minimum_number_of_calls
+    failure_rate_threshold: Annotated[float, Field(gt=0, le=100)] = _R4J_CB.failure_rate_threshold
+    slow_call_rate_threshold: Annotated[float, Field(gt=0, le=100)] = (
+        _R4J_CB.slow_call_rate_threshold
+    )
+    slow_call_duration_threshold: PositiveDuration = _R4J_CB.slow_call_duration_threshold
+    wait_duration_in_open_state: Annotated[Duration, Field(ge=0.001)] = (
+        _R4J_CB.wait_duration_in_open_state
+    )
+    permitted_number_of_calls_in_half_open_state: Annotated[int, Field(ge=1)] = (
+        _R4J_CB.permitted_number_of_calls_in_half_open_state
+    )
+    automatic_transition_from_open_to_half_open_enabled: bool = (
+        _R4J_CB.automatic_transition_from_open_to_half_open_enabled
+    )
+
+
+class BulkheadSpec(Model):
+    """resilience4j semaphore ``BulkheadConfig``: 25 concurrent calls, no wait (its defaults)."""
+
+    max_concurrent_calls: Annotated[int, Field(ge=0)] = _R4J_BULKHEAD.max_concurrent_calls
+    max_wait_duration: Duration = _R4J_BULKHEAD.max_wait_duration
+
+
+class FallbackSpec(Model):
+    """A failed call is answered by a fallback: the caller sees ``degraded`` instead."""
+
+    enabled: bool = True
+
+
+PolicyLayer = Literal["fallback", "retry", "circuit_breaker", "timeout", "bulkhead"]
+
+DEFAULT_POLICY_ORDER: tuple[PolicyLayer, ...] = (
+    "fallback",
+    "retry",
+    "circuit_breaker",
+    "timeout",
+    "bulkhead",
+)
+"""resilience4j's aspect order, outermost first (``Retry ( CircuitBreaker ( RateLimiter (
+TimeLimiter ( Bulkhead ( function ) ) ) ) )``, fallback around all); the transport is innermost."""
+
+
 class Call(Model):
-    """A synchronous call to another service.
+    """A synchronous call to another service, with its client-side policies.
 
     Attributes:
         to: the called service.
         probability: chance that a request makes this call (default 1).
-        timeout: the caller stops waiting after this long (outcome ``timeout``); the callee keeps
-            working on it (no deadline propagation). ``null``: wait forever.
+        timeout: the caller stops waiting for an attempt after this long (outcome ``timeout``,
+            resilience4j's TimeLimiter: inside retry and breaker); the callee keeps working on it
+            (no deadline propagation). ``null``: wait forever.
         optional: a failure of an optional call does not fail the request; it is served
             ``degraded`` instead.
+        retry, circuit_breaker, bulkhead, fallback: client-side policies, kept per calling
+            instance (lost when it restarts); ``null``: not used.
+        order: the chain, outermost first (default :data:`DEFAULT_POLICY_ORDER`); every layer
+            once. Layers that are not configured are skipped.
     """
 
     to: str = Field(min_length=1)
     probability: Fraction = 1.0
     timeout: PositiveDuration | None = None
     optional: bool = False
+    retry: RetrySpec | None = None
+    circuit_breaker: CircuitBreakerSpec | None = None
+    bulkhead: BulkheadSpec | None = None
+    fallback: FallbackSpec | None = None
+    order: list[PolicyLayer] | None = None
+
+    @field_validator("order")
+    @classmethod
+    def _permutation(cls, value: list[PolicyLayer] | None) -> list[PolicyLayer] | None:
+        if value is not None and sorted(value) != sorted(DEFAULT_POLICY_ORDER):
+            raise ValueError(
+                f"order must name each of {', '.join(DEFAULT_POLICY_ORDER)} exactly once"
+            )
+        return value
 
 
 class StartupConfig(Model):

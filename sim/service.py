@@ -11,6 +11,11 @@ it, so that a hop costs no extra process:
   whichever comes first; after a timeout the callee keeps working (there is no deadline
   propagation yet), which is the amplification behind retry storms. Parallel fan-out runs each
   call in a child process and waits for all of them.
+* A call with client-side policies (retry, circuit breaker, bulkhead, fallback: :mod:`sim.policies`)
+  goes through a :class:`PolicyEdge`, whose chain is nested generators (``yield from``), in
+  resilience4j's order by default: fallback -> retry -> circuit breaker -> timeout -> bulkhead ->
+  transport. Their state lives in the calling instance (``Instance.clients``) and is lost when it
+  restarts. A call without policies keeps the plain :class:`Edge` and costs what it always did.
 * An instance that dies interrupts every process inside it (queued or in service); each one ends
   with outcome ``reset``, seen by its caller. Its memory is freed by the kernel layer.
 * Instance states follow the container: ``starting`` (start-up delay) -> ``running`` (ready: in
@@ -31,9 +36,18 @@ from typing import TYPE_CHECKING, Any, cast
 import simpy
 from simpy.events import Event
 
+from patterns.retry import run_with_retry
 from patterns.supervisor import CrashLoopBackOff, should_restart
 from sim.kernel import KILL_EXIT_CODE, TERM_EXIT_CODE, AllocationFailed, Cgroup, Host, Process
 from sim.memory import allocate, grow, settle
+from sim.policies import (
+    BULKHEAD,
+    CIRCUIT_BREAKER,
+    FALLBACK,
+    RETRY,
+    CallPolicies,
+    ClientState,
+)
 from sim.recorder import EntityStats
 from sim.request import Outcome, Request
 
@@ -53,6 +67,9 @@ SHED = Outcome.SHED
 TIMEOUT = Outcome.TIMEOUT
 UNAVAILABLE = Outcome.UNAVAILABLE
 ERROR = Outcome.ERROR
+BULKHEAD_FULL = Outcome.BULKHEAD_FULL
+CIRCUIT_OPEN = Outcome.CIRCUIT_OPEN
+DEADLINE_EXCEEDED = Outcome.DEADLINE_EXCEEDED
 
 
 class InstanceState(enum.Enum):
@@ -98,6 +115,7 @@ class Instance:
         "backoff",
         "busy",
         "cgroup",
+        "clients",
         "env",
         "exit_code",
         "finished_at",
@@ -146,6 +164,9 @@ class Instance:
         self.exit_code = 0
         self.finished_at = 0.0
         self.backoff = CrashLoopBackOff()
+        self.clients: dict[Edge, ClientState] = {}
+        """Client-side policy state per dependency (breakers, bulkheads, budgets); lost when
+        the container ends, as a process's memory is."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -162,6 +183,7 @@ class Instance:
         self.incarnation += 1
         self.busy = 0
         self.queue.clear()
+        self.clients = {}
         self.state = InstanceState.STARTING
         config = self.service.config
         host = self.host
@@ -241,6 +263,7 @@ class Instance:
         env = self.env
         self.state = InstanceState.TERMINATED
         self.incarnation += 1  # what the dead incarnation's requests release is no longer ours
+        self.clients = {}  # client-side state (breakers, budgets) dies with the process
         self.reason = reason
         self.exit_code = exit_code
         self.finished_at = env.now
@@ -395,7 +418,7 @@ class Instance:
                 return ERROR
             if not service.edges:
                 return OK
-            return (yield from service.call_downstream(request))
+            return (yield from service.call_downstream(request, self))
         finally:
             process.uncharge(per_request)
 
@@ -467,8 +490,11 @@ class Edge:
         "name",
         "optional",
         "perturbation",
+        "policies",
         "probability",
+        "recorder",
         "rng",
+        "shared",
         "stats",
         "timeout",
     )
@@ -483,6 +509,8 @@ class Edge:
         optional: bool,
         rng: Callable[[], float],
         stats: EntityStats,
+        policies: CallPolicies | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.env = env
         self.name = f"{caller} -> {callee.name}"
@@ -493,11 +521,19 @@ class Edge:
         self.rng = rng
         self.stats = stats
         self.perturbation: Perturbation | None = None
+        self.policies = policies
+        """The client-side policy chain; None: a bare call (the fast path)."""
+        self.recorder = recorder
+        """Where the policies' event lines go (None: nowhere)."""
+        self.shared: ClientState | None = None
+        """Policy state of calls made without a calling instance (the users' edge)."""
 
-    def call(self, request: Request) -> HopResult:
+    def call(self, request: Request, caller: Instance | None = None) -> HopResult:
         """Make the call; return the outcome the caller sees (and count it on the edge).
 
         The timeout covers the whole way to the callee and back, network delay included.
+        ``caller`` is the calling instance (used by :class:`PolicyEdge`; a bare edge, the fast
+        path, has no client-side state).
         """
         env = self.env
         t0 = env.now
@@ -537,6 +573,136 @@ class Edge:
         return (yield from instance.serve(request))
 
 
+class PolicyEdge(Edge):
+    """An edge with client-side policies (``policies`` set): the call runs through the chain.
+
+    A subclass, so that a bare :class:`Edge` pays nothing for policies it does not have.
+    """
+
+    __slots__ = ()
+
+    def call(self, request: Request, caller: Instance | None = None) -> HopResult:
+        """Make the call through the policy chain; count the caller's final view once."""
+        env = self.env
+        t0 = env.now
+        try:
+            outcome = yield from self._chain(0, request, self._state(caller))
+        except simpy.Interrupt:
+            self.stats.record(env.now, RESET, env.now - t0)
+            raise
+        now = env.now
+        self.stats.record(now, outcome, now - t0)
+        return outcome
+
+    def _state(self, caller: Instance | None) -> ClientState:
+        """The policy state of ``caller`` for this edge, made on its first call."""
+        if caller is None:
+            if self.shared is None:
+                self.shared = ClientState(self.env, cast(CallPolicies, self.policies), None, None)
+            return self.shared
+        state = caller.clients.get(self)
+        if state is None:
+            state = caller.clients[self] = ClientState(
+                self.env, cast(CallPolicies, self.policies), caller, self._breaker_sink(caller)
+            )
+        return state
+
+    def _breaker_sink(self, caller: Instance) -> Callable[[str, str], None] | None:
+        recorder = self.recorder
+        if recorder is None:
+            return None
+        incarnation = caller.incarnation
+
+        def sink(kind: str, line: str) -> None:
+            # a breaker of a dead incarnation (a timer still pending) is nobody's any more
+            if caller.incarnation == incarnation:
+                recorder.event(self.env.now, caller.host.name, caller.name, "circuit_breaker", line)
+
+        return sink
+
+    def _chain(self, index: int, request: Request, state: ClientState) -> HopResult:
+        """Layer ``index`` of the policy chain (outermost first) around the rest of it."""
+        policies = cast(CallPolicies, self.policies)
+        layers = policies.layers
+        if index == len(layers):
+            return (yield from self._deliver(request))
+        layer = layers[index]
+        env = self.env
+        inner = index + 1
+        if layer == FALLBACK:
+            outcome = yield from self._chain(inner, request, state)
+            if outcome > DEGRADED:
+                policies.fallbacks += 1
+                return DEGRADED
+            return outcome
+        if layer == RETRY:
+            budget = state.budget
+            exhausted = 0 if budget is None else budget.exhausted
+            final, _ = yield from run_with_retry(
+                env,
+                lambda _n: self._chain(inner, request, state),
+                cast(Any, policies.retry),
+                budget,
+                policies.rng,
+                timeout_outcome=TIMEOUT,
+                deadline_outcome=DEADLINE_EXCEEDED,
+                metrics=policies.metrics,
+            )
+            if budget is not None:
+                policies.budget_exhausted += budget.exhausted - exhausted
+            outcome = cast(Outcome, final)
+            if outcome is TIMEOUT and request.origin is None:
+                request.origin = (self.name, TIMEOUT)
+            return outcome
+        if layer == CIRCUIT_BREAKER:
+            breaker = state.breaker
+            assert breaker is not None
+            if not breaker.try_acquire_permission():
+                request.origin = (self.name, CIRCUIT_OPEN)
+                return CIRCUIT_OPEN
+            t0 = env.now
+            try:
+                outcome = yield from self._chain(inner, request, state)
+            except simpy.Interrupt:
+                breaker.release_permission()  # abandoned without an outcome
+                raise
+            if outcome <= DEGRADED:
+                breaker.on_success(env.now - t0)
+            else:
+                breaker.on_error(env.now - t0, outcome.label)
+            return outcome
+        if layer == BULKHEAD:
+            bulkhead = state.bulkhead
+            assert bulkhead is not None
+            with bulkhead.request() as permit:
+                if not permit.triggered:
+                    yield permit
+                if not permit.granted:
+                    self._bulkhead_rejected(request, state)
+                    return BULKHEAD_FULL
+                return (yield from self._chain(inner, request, state))
+        # the timeout (resilience4j's TimeLimiter): the callee goes on after it fires
+        child = env.process(self._chain(inner, request, state))
+        yield env.any_of((child, env.timeout(cast(float, self.timeout))))
+        if child.triggered:
+            return cast(Outcome, child.value)
+        request.origin = (self.name, TIMEOUT)
+        return TIMEOUT
+
+    def _bulkhead_rejected(self, request: Request, state: ClientState) -> None:
+        request.origin = (self.name, BULKHEAD_FULL)
+        recorder = self.recorder
+        if recorder is not None:
+            owner = state.owner
+            recorder.event(
+                self.env.now,
+                "" if owner is None else owner.host.name,
+                self.name.split(" -> ")[0] if owner is None else owner.name,
+                "bulkhead",
+                f"Bulkhead '{cast(CallPolicies, self.policies).name}' rejected a call.",
+            )
+
+
 class Service:
     """A service: its instances, load balancer, sampler and the edges it calls."""
 
@@ -568,8 +734,11 @@ class Service:
         self.parallel = config.call_mode == "parallel"
         self.perturbation: Perturbation | None = None
 
-    def call_downstream(self, request: Request) -> HopResult:
-        """Make this service's calls for ``request``; ``ok``, ``degraded`` or ``dependency``."""
+    def call_downstream(self, request: Request, caller: Instance | None = None) -> HopResult:
+        """Make this service's calls for ``request``; ``ok``, ``degraded`` or ``dependency``.
+
+        ``caller`` is the instance making them: it holds the client-side policy state.
+        """
         chosen = [
             edge
             for edge in self.edges
@@ -580,7 +749,7 @@ class Service:
         degraded = False
         if self.parallel and len(chosen) > 1:
             env = self.env
-            children = [env.process(edge.call(request)) for edge in chosen]
+            children = [env.process(edge.call(request, caller)) for edge in chosen]
             yield env.all_of(children)
             for edge, child in zip(chosen, children, strict=True):
                 outcome = cast(Outcome, child.value)
@@ -589,7 +758,7 @@ class Service:
                 degraded = degraded or outcome is not OK
             return DEGRADED if degraded else OK
         for edge in chosen:
-            outcome = yield from edge.call(request)
+            outcome = yield from edge.call(request, caller)
             if outcome > DEGRADED and not edge.optional:
                 return DEPENDENCY
             degraded = degraded or outcome is not OK

@@ -33,8 +33,17 @@ from sim import scenario as sc
 from sim.faults import Faults
 from sim.kernel import KILL_EXIT_CODE, PSI_PERIOD, Cgroup, Host, Process, Sysctls
 from sim.memory import allocate, grow
+from sim.policies import BREAKER_GAUGE, CallPolicies
 from sim.recorder import CLIENT, Recorder, RunResult
-from sim.service import Edge, Instance, InstanceState, LoadBalancer, Service, uniform_source
+from sim.service import (
+    Edge,
+    Instance,
+    InstanceState,
+    LoadBalancer,
+    PolicyEdge,
+    Service,
+    uniform_source,
+)
 from sim.streams import service_time_sampler, stream
 from sim.workload import Workload
 
@@ -83,9 +92,22 @@ class World:
         for name, cfg in s.services.items():
             for call in cfg.calls:
                 edge = self._edge(
-                    name, self.services[call.to], call.timeout, call.probability, call.optional
+                    name,
+                    self.services[call.to],
+                    call.timeout,
+                    call.probability,
+                    call.optional,
+                    call,
                 )
                 self.services[name].edges.append(edge)
+        self._policy_edges = [
+            (service, edge)
+            for service in self.services.values()
+            for edge in service.edges
+            if edge.policies is not None
+        ]
+        """Edges with client-side policies, with their calling service (for the gauges)."""
+        self._policy_counts: dict[str, tuple[int, ...]] = {}
         entry = self.services[s.workload.entry]
         self.workload = Workload(
             self.env,
@@ -159,10 +181,16 @@ class World:
         timeout: float | None,
         probability: float,
         optional: bool,
+        call: sc.Call | None = None,
     ) -> Edge:
         name = f"{caller} -> {callee.name}"
         stats = self.recorder.stats[CLIENT if caller == CLIENT else name]
-        edge = Edge(
+        policies = None
+        if call is not None and CallPolicies.wanted(call):
+            policies = CallPolicies(
+                f"{caller}->{callee.name}", call, uniform_source(stream(self.seed, f"retry/{name}"))
+            )
+        edge = (Edge if policies is None else PolicyEdge)(
             self.env,
             caller,
             callee,
@@ -171,6 +199,8 @@ class World:
             optional,
             uniform_source(stream(self.seed, f"errors/{name}")),
             stats,
+            policies,
+            self.recorder,
         )
         self._edges[(caller, callee.name)] = edge
         return edge
@@ -441,6 +471,21 @@ class World:
                 cgroup = instance.cgroup
                 self.recorder.gauge(index, instance.name, "memory_peak", cgroup.peak)
                 cgroup.peak = cgroup.usage
+        for _, edge in self._policy_edges:
+            self._policy_counters(index, edge)
+
+    def _policy_counters(self, index: int, edge: Edge) -> None:
+        """Per-bin counts of an edge's policies: attempts, retries, refusals, fallbacks."""
+        policies = edge.policies
+        assert policies is not None
+        metrics = policies.metrics
+        now = (metrics.attempts, metrics.retries, policies.budget_exhausted, policies.fallbacks)
+        before = self._policy_counts.get(edge.name, (0, 0, 0, 0))
+        self._policy_counts[edge.name] = now
+        for metric, value, last in zip(
+            ("attempts", "retries", "retry_budget_exhausted", "fallbacks"), now, before, strict=True
+        ):
+            self.recorder.gauge(index, edge.name, metric, value - last)
 
     def _sample(self, index: int) -> None:
         """Gauges of bin ``index``: the state at its start."""
@@ -457,6 +502,19 @@ class World:
             )
             for instance in service.instances:
                 self._cgroup_gauges(index, instance.name, instance.cgroup)
+        for service, edge in self._policy_edges:
+            if edge.policies is None or edge.policies.breaker is None:
+                continue
+            for instance in service.instances:
+                # 0 closed, 1 open, 2 half-open; a caller that has not called yet is closed
+                client = instance.clients.get(edge)
+                if client is not None and client.breaker is not None:
+                    value = BREAKER_GAUGE[client.breaker.state]
+                elif instance.ready:
+                    value = 0.0
+                else:
+                    continue
+                gauge(index, edge.name, f"circuit_breaker.{instance.name}", value)
         for host in self.hosts.values():
             gauge(index, host.name, "memory", host.used)
             gauge(index, host.name, "memory_total", host.ram)

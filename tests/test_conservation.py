@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from sim import Scenario, World
 from sim.request import OUTCOMES, Request
-from sim.service import Edge, HopResult, InstanceState
+from sim.service import Edge, HopResult, Instance, InstanceState
 
 ACTIVE_FOR = 4.0
 """Seconds of arrivals before the rate steps to zero."""
@@ -200,9 +200,9 @@ def _count_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     started: Counter[str] = Counter()
     call = Edge.call
 
-    def counting_call(self: Edge, request: Request) -> HopResult:
+    def counting_call(self: Edge, request: Request, caller: Instance | None = None) -> HopResult:
         started[self.name] += 1
-        return (yield from call(self, request))
+        return (yield from call(self, request, caller))
 
     monkeypatch.setattr(Edge, "call", counting_call)
     return started
