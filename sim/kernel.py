@@ -85,6 +85,10 @@ OOM_REAPER_DELAY = 2.0
 CACHE_RECLAIM_RATE = 4 * 1024**3
 """Bytes of clean page cache reclaimed per second of stall (a model assumption)."""
 
+SWAP_IN_PER_HOP = 4 * 1024**2
+"""Bytes of swapped-out working memory one request hop faults back in (a model assumption: the
+pages a request touches, with swap readahead; 4 MiB is 20 ms at the default swap rate)."""
+
 PSI_PERIOD = 2.0
 """Seconds between PSI average updates (``PSI_FREQ``, kernel/sched/psi.c)."""
 
@@ -485,10 +489,11 @@ class Process:
     def refault_stall(self, service_time: float) -> float:
         """Seconds a hop of ``service_time`` stalls on refaults of swapped-out working memory.
 
-        The hop touches its working set: swapped-out warm pages come back in as far as RAM and
-        the cgroup's limits allow (read at the swap device's rate); what cannot come back makes
-        the hop thrash, ``thrash_factor`` times its service time per share swapped. Cold pages
-        (leaked, never touched again) stay in swap and cost nothing.
+        The hop touches part of its working set: up to :data:`SWAP_IN_PER_HOP` of swapped-out
+        warm pages come back in, as far as RAM and the cgroup's limits allow (read at the swap
+        device's rate); what stays out makes the hop thrash, ``thrash_factor`` times its service
+        time per share swapped. Cold pages (leaked, never touched again) stay in swap and cost
+        nothing. So a process recovers over many hops once memory is free again.
         """
         warm = self.swap - self.cold_swapped
         if warm <= 0:
@@ -498,7 +503,7 @@ class Process:
         for node in self.cgroup.ancestors():
             if node.memory_max != UNLIMITED:
                 room = min(room, int(node.memory_max) - node.usage)
-        back = max(0, min(warm, room))
+        back = max(0, min(warm, room, SWAP_IN_PER_HOP))
         stall = 0.0
         if back:
             self.swap -= back

@@ -399,10 +399,10 @@ def test_oomd_vs_kernel_thrashing_comes_before_the_kernel_kill():
     psi_full = series(result, SLICE, "psi_full_avg10")
     assert psi_some[psi_some.index < SWAP_STARTS].max() == 0
     assert psi_some[psi_some > 50].index[0] == 110.0
-    assert psi_some.max() == pytest.approx(99.6, abs=0.05)
+    assert psi_some.max() == pytest.approx(99.66, abs=0.005)
     assert psi_full[psi_full > 20].index[0] == 104.0
     assert psi_full[psi_full > 60].index[0] == 124.0
-    assert psi_full.max() == pytest.approx(77.8, abs=0.05)
+    assert psi_full.max() == pytest.approx(76.8, abs=0.05)
     assert series(result, "api-0", "psi_full_avg10").max() == pytest.approx(63.9, abs=0.05)
     p99 = series(result, "client", "latency_p99")
     assert p99[(p99.index >= 10) & (p99.index < SWAP_STARTS)].median() == pytest.approx(
@@ -413,11 +413,12 @@ def test_oomd_vs_kernel_thrashing_comes_before_the_kernel_kill():
     assert (slow > 0.1).sum() == 45
     assert slow.max() == pytest.approx(0.531, abs=5e-4)
     assert first_kill(result) - SWAP_STARTS == pytest.approx(73.0, abs=0.1)
-    # the warm pages come back from swap after the kill: one last slow request
+    # the warm pages come back from swap after the kill, a few MiB per request: p99 comes down
+    # over a few seconds, and swap is empty 7 s after the kill
     after = p99[(p99.index >= KERNEL_KILL) & (p99.index < KERNEL_KILL + 6)]
-    assert after.idxmax() == 163.0
-    assert after.max() == pytest.approx(3.76, abs=0.005)
-    assert swap[swap.index >= 164].max() == 0
+    assert after.idxmax() == 160.0
+    assert after.max() == pytest.approx(0.376, abs=5e-4)
+    assert swap[(swap.index > KERNEL_KILL) & (swap == 0)].index[0] == 167.0
 
 
 def test_oomd_vs_kernel_earlyoom_sigterms_before_the_kernel_would():
@@ -468,7 +469,7 @@ def test_oomd_vs_kernel_systemd_oomd_pressure_rule_kills_earliest():
     assert slow.max() == pytest.approx(0.150, abs=5e-4)
     assert (slow > 0.1).sum() == 6
     p99 = series(result, "client", "latency_p99")
-    assert p99[(p99.index >= 114) & (p99.index < 120)].max() == pytest.approx(1.496, abs=5e-4)
+    assert p99[(p99.index >= 114) & (p99.index < 120)].max() == pytest.approx(0.119, abs=5e-4)
     assert result.summary["oom_kills"] == 0
     assert result.summary["restarts"] == 0
     earlier = [first_kill(_run(OD, v)) for v in (None, "earlyoom", "systemd-oomd")]
