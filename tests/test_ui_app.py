@@ -54,6 +54,7 @@ def _expected_kpis(summary: dict[str, object]) -> dict[str, str]:
         "p99 latency": f"{p99 * 1000:.0f} ms",
         "Arrivals": f"{summary['arrivals']:,}",
         "OOM kills": f"{summary['oom_kills']:,}",
+        "Evictions": f"{summary['evictions']:,}",
         "Restarts": f"{summary['restarts']:,}",
         "In flight at end": f"{summary['in_flight_at_end']:,}",
     }

@@ -127,10 +127,11 @@ def test_fault_markers_are_vertical_lines_at_fault_times(result: RunResult) -> N
                 "latency_p99": 0.16788040181225589,
                 "arrivals": 44781,
                 "oom_kills": 0,
+                "evictions": 0,
                 "restarts": 1,
                 "in_flight_at_end": 19,
             },
-            ["99.082%", "168 ms", "44,781", "0", "1", "19"],
+            ["99.082%", "168 ms", "44,781", "0", "0", "1", "19"],
         ),
         (
             {
@@ -138,12 +139,16 @@ def test_fault_markers_are_vertical_lines_at_fault_times(result: RunResult) -> N
                 "latency_p99": float("nan"),
                 "arrivals": 0,
                 "oom_kills": 1234,
+                "evictions": 2,
                 "restarts": 0,
                 "in_flight_at_end": 0,
             },
-            ["—", "—", "0", "1,234", "0", "0"],
+            ["—", "—", "0", "1,234", "2", "0", "0"],
         ),
-        ({"availability": 1.0, "latency_p99": 1.25}, ["100.000%", "1.25 s", "—", "—", "—", "—"]),
+        (
+            {"availability": 1.0, "latency_p99": 1.25},
+            ["100.000%", "1.25 s", "—", "—", "—", "—", "—"],
+        ),
     ],
 )
 def test_kpi_formats(summary: dict[str, object], expected: list[str]) -> None:

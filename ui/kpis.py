@@ -62,7 +62,7 @@ def headline_kpis(summary: dict[str, Any]) -> list[Kpi]:
         summary: ``RunResult.summary``.
 
     Returns:
-        Availability, p99 latency, arrivals, OOM kills, restarts, in flight at end.
+        Availability, p99 latency, arrivals, OOM kills, evictions, restarts, in flight at end.
     """
     return [
         Kpi(
@@ -80,6 +80,11 @@ def headline_kpis(summary: dict[str, Any]) -> list[Kpi]:
             "OOM kills",
             format_count(summary.get("oom_kills")),
             "Processes the kernel OOM killer killed (memcg and global).",
+        ),
+        Kpi(
+            "Evictions",
+            format_count(summary.get("evictions")),
+            "Pods the kubelet evicted for node memory pressure (replaced, not restarted).",
         ),
         Kpi("Restarts", format_count(summary.get("restarts")), "Container restarts."),
         Kpi(
