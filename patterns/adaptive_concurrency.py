@@ -337,12 +337,15 @@ class Gradient2Limit(_AbstractLimit):
         self.last_rtt = rtt_ns
         short = float(rtt_ns)
         long = self.long_rtt.add(short)
+        # Java divides doubles: a 0 ns RTT (a request dropped at once) gives Infinity; 0 / 0
+        # (NaN in Java, which would poison the limit) is taken as no change (ratio 1).
+        ratio = long / short if short else (math.inf if long else 1.0)
         # After a long overload the average lags far above the latest RTT: pull it down faster.
-        if long / short > 2:
+        if ratio > 2:
             self.long_rtt.value *= 0.95
         if inflight < estimated / 2:
             return  # app-limited: do not grow
-        gradient = max(0.5, min(1.0, config.rtt_tolerance * long / short))
+        gradient = max(0.5, min(1.0, config.rtt_tolerance * ratio))
         new = estimated * gradient + queue_size
         new = estimated * (1 - config.smoothing) + new * config.smoothing
         new = float(max(config.min_limit, min(config.max_concurrency, new)))

@@ -4,6 +4,12 @@
   ``a -> b``, each call is delayed by ``add`` before it reaches ``b`` (Envoy fault-injection delay).
 * ``error_rate``: on a service, that fraction of finished hops fail with ``error``; on an edge, that
   fraction of calls fail at once without reaching the callee (Envoy fault-injection abort).
+* ``partition``: on an edge ``a -> b``; ``drop`` refuses each call at once (``unavailable``:
+  a connect failure, the request never reaches ``b``), ``blackhole`` holds it until the caller's
+  timeout (calls still held when the partition ends go through then).
+* ``poison_request``: requests of a class, or a fraction of requests (drawn once per request id
+  from the fault's own stream, so a retry of a poison request is poison), crash the instance of
+  ``target`` whose worker picks them up (``Error``, exit code 1); the request ends ``reset``.
 * ``crash``: at ``at``, ``count`` (or ``percent`` of the replicas, rounded up) of the instances
   that are alive are SIGKILLed (reason ``Error``, exit code 137); the restart policy brings them
   back. Which instances is drawn from the fault's own random stream.
@@ -12,7 +18,8 @@
   nothing restarts there until it is back; when it comes back its containers start afresh.
 
 Overlapping faults on one target combine: delays add, factors multiply, and error rates combine
-as independent failures (``1 - prod(1 - rate)``).
+as independent failures (``1 - prod(1 - rate)``); a blackhole wins over a drop partition; any
+poison fault makes a request poison.
 """
 
 from __future__ import annotations
@@ -28,12 +35,18 @@ from sim import scenario as sc
 from sim import units
 from sim.kernel import KILL_EXIT_CODE, Process
 from sim.memory import allocate, grow
-from sim.service import Instance, InstanceState, Perturbation
+from sim.request import Request
+from sim.service import Instance, InstanceState, Perturbation, uniform_source
 from sim.streams import stream
 from sim.workload import Surge
 
 if TYPE_CHECKING:
     from sim.world import World
+
+
+Perturbing = sc.LatencyFault | sc.ErrorRateFault | sc.PartitionFault | sc.PoisonRequestFault
+"""Faults applied as a :class:`Perturbation` of a service or an edge while they last."""
+PERTURBING = (sc.LatencyFault, sc.ErrorRateFault, sc.PartitionFault, sc.PoisonRequestFault)
 
 
 def fault_name(index: int, fault: sc.Fault) -> str:
@@ -46,7 +59,8 @@ class Faults:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self._active: dict[str, list[sc.LatencyFault | sc.ErrorRateFault]] = {}
+        self._active: dict[str, list[Perturbing]] = {}
+        self._poison: dict[str, Callable[[Request], bool]] = {}
 
     def schedule(self, faults: list[sc.Fault]) -> None:
         """Arrange every fault's start and end."""
@@ -70,7 +84,9 @@ class Faults:
         )
 
     def _start(self, name: str, fault: sc.Fault) -> None:
-        if isinstance(fault, sc.LatencyFault | sc.ErrorRateFault):
+        if isinstance(fault, PERTURBING):
+            if isinstance(fault, sc.PoisonRequestFault):
+                self._poison[name] = self._poisoner(name, fault)
             self._active.setdefault(fault.target, []).append(fault)
             self._apply(fault.target)
             self._log(name, fault, "fault_start", _describe(fault))
@@ -86,30 +102,71 @@ class Faults:
             self._memory(name, fault)
 
     def _end(self, name: str, fault: sc.Fault) -> None:
-        if isinstance(fault, sc.LatencyFault | sc.ErrorRateFault):
+        if isinstance(fault, PERTURBING):
             self._active[fault.target].remove(fault)
             self._apply(fault.target)
         elif isinstance(fault, sc.HostDownFault):
             self.world.bring_up(fault.target)
         self._log(name, fault, "fault_end", "ended")
 
+    def _poisoner(self, name: str, fault: sc.PoisonRequestFault) -> Callable[[Request], bool]:
+        """Whether a request is poison for ``fault``: by class, or drawn once per request id."""
+        if fault.request_class is not None:
+            classes = [c.name for c in self.world.scenario.workload.classes]
+            poison_class = classes.index(fault.request_class)
+            return lambda request: request.cls == poison_class
+        fraction = fault.fraction or 0.0
+        draw = uniform_source(stream(self.world.seed, f"faults/{name}"))
+        decided: dict[int, bool] = {}
+
+        def poisoned(request: Request) -> bool:
+            verdict = decided.get(request.id)
+            if verdict is None:
+                verdict = decided[request.id] = draw() < fraction
+            return verdict
+
+        return poisoned
+
     def _apply(self, target: str) -> None:
         faults = self._active.get(target, [])
         perturbation: Perturbation | None = None
+        world = self.world
+        edge = None
+        if "->" in target:
+            caller, _, callee = (part.strip() for part in target.partition("->"))
+            edge = world.edge(caller, callee)
+        before = edge.perturbation if edge is not None else None
         if faults:
             perturbation = Perturbation()
             survive = 1.0
+            poisons: list[Callable[[Request], bool]] = []
             for fault in faults:
                 if isinstance(fault, sc.LatencyFault):
                     perturbation.add += fault.add
                     perturbation.factor *= fault.factor
-                else:
+                elif isinstance(fault, sc.ErrorRateFault):
                     survive *= 1.0 - fault.rate
+                elif isinstance(fault, sc.PartitionFault):
+                    if perturbation.partition != "blackhole":
+                        perturbation.partition = fault.mode
+                else:
+                    poisons.append(self._poison[fault_name_of(fault, self.world)])
             perturbation.error_rate = 1.0 - survive
-        world = self.world
-        if "->" in target:
-            caller, _, callee = (part.strip() for part in target.partition("->"))
-            world.edge(caller, callee).perturbation = perturbation
+            if poisons:
+                perturbation.poison = (
+                    poisons[0] if len(poisons) == 1 else lambda r: any(p(r) for p in poisons)
+                )
+            if perturbation.partition == "blackhole":
+                held = before.healed if before is not None else None
+                perturbation.healed = held if held is not None else world.env.event()
+        if (
+            before is not None
+            and before.healed is not None
+            and (perturbation is None or perturbation.healed is not before.healed)
+        ):
+            before.healed.succeed()  # healed: the held calls go through
+        if edge is not None:
+            edge.perturbation = perturbation
         else:
             world.services[target].perturbation = perturbation
 
@@ -211,7 +268,21 @@ class Faults:
         self.world.take_down(fault.target, "HostDown")
 
 
-def _describe(fault: sc.LatencyFault | sc.ErrorRateFault) -> str:
+def fault_name_of(fault: sc.Fault, world: World) -> str:
+    """The name of a fault of ``world``'s scenario (by identity)."""
+    for index, candidate in enumerate(world.scenario.faults):
+        if candidate is fault:
+            return fault_name(index, fault)
+    raise KeyError(fault)
+
+
+def _describe(fault: Perturbing) -> str:
     if isinstance(fault, sc.LatencyFault):
         return f"service time x{fault.factor:g} +{fault.add * 1000:g}ms"
+    if isinstance(fault, sc.PartitionFault):
+        return f"partition ({fault.mode})"
+    if isinstance(fault, sc.PoisonRequestFault):
+        if fault.request_class is not None:
+            return f"requests of class {fault.request_class} are poison"
+        return f"{fault.fraction:.1%} of requests are poison"
     return f"{fault.rate:.1%} of requests fail"

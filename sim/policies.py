@@ -2,9 +2,10 @@
 
 ``../shared/DESIGN.md`` §2.4: on the calling side a call runs through a chain of policies,
 outermost first (resilience4j's order by default): fallback -> retry -> circuit breaker ->
-timeout -> bulkhead -> transport. :class:`CallPolicies` is the frozen, compiled chain of one edge
-(built once with the World); :class:`ClientState` holds what the chain remembers -- the breaker's
-window, the bulkhead's permits, the retry budget -- for one calling instance and one dependency.
+rate limiter -> timeout -> bulkhead -> transport. :class:`CallPolicies` is the frozen, compiled
+chain of one edge (built once with the World); :class:`ClientState` holds what the chain
+remembers -- the breaker's window, the bulkhead's permits, the rate limiter's cycle, the retry
+budget -- for one calling instance and one dependency.
 The instance owns it (``Instance.clients``) and drops it when it starts again, so a restarted
 caller begins with a closed breaker and a full budget, as a restarted process would.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from patterns.backpressure import RateLimiter, RateLimiterConfig
 from patterns.bulkhead import BulkheadConfig, SemaphoreBulkhead
 from patterns.circuit_breaker import CircuitBreaker, CircuitBreakerConfig, SlidingWindowType, State
 from patterns.retry import (
@@ -48,10 +50,12 @@ RETRY = 1
 CIRCUIT_BREAKER = 2
 TIMEOUT = 3
 BULKHEAD = 4
+RATE_LIMITER = 5
 _LAYER_CODES = {
     "fallback": FALLBACK,
     "retry": RETRY,
     "circuit_breaker": CIRCUIT_BREAKER,
+    "rate_limiter": RATE_LIMITER,
     "timeout": TIMEOUT,
     "bulkhead": BULKHEAD,
 }
@@ -124,6 +128,7 @@ class CallPolicies:
         budget: makes a fresh budget per calling instance, or None.
         breaker: the breaker config, or None.
         bulkhead: the bulkhead config, or None.
+        rate_limiter: the resilience4j RateLimiter config, or None.
         rng: uniforms for jittered back-off (the edge's own stream).
         metrics: attempts and retries over the whole run (all calling instances, across their
             restarts: observability, not behaviour).
@@ -140,6 +145,7 @@ class CallPolicies:
         "layers",
         "metrics",
         "name",
+        "rate_limiter",
         "retry",
         "rng",
     )
@@ -168,10 +174,21 @@ class CallPolicies:
                 max_wait_duration=call.bulkhead.max_wait_duration,
             )
         )
+        rl = call.rate_limiter
+        self.rate_limiter = (
+            None
+            if rl is None
+            else RateLimiterConfig(
+                limit_for_period=rl.limit_for_period,
+                limit_refresh_period=rl.limit_refresh_period,
+                timeout_duration=rl.timeout_duration,
+            )
+        )
         used = {
             "fallback": call.fallback is not None and call.fallback.enabled,
             "retry": self.retry is not None,
             "circuit_breaker": self.breaker is not None,
+            "rate_limiter": self.rate_limiter is not None,
             "timeout": call.timeout is not None,
             "bulkhead": self.bulkhead is not None,
         }
@@ -191,14 +208,15 @@ class CallPolicies:
             call.retry is None
             and (call.circuit_breaker is None or not call.circuit_breaker.enabled)
             and call.bulkhead is None
+            and call.rate_limiter is None
             and (call.fallback is None or not call.fallback.enabled)
         )
 
 
 class ClientState:
-    """What one calling instance remembers about one dependency: breaker, bulkhead, budget."""
+    """What one calling instance remembers about one dependency (breaker, limiters, budget)."""
 
-    __slots__ = ("breaker", "budget", "bulkhead", "owner")
+    __slots__ = ("breaker", "budget", "bulkhead", "owner", "rate_limiter")
 
     def __init__(
         self,
@@ -219,3 +237,8 @@ class ClientState:
             None if policies.bulkhead is None else SemaphoreBulkhead(env, name, policies.bulkhead)
         )
         self.budget = None if policies.budget is None else policies.budget()
+        self.rate_limiter = (
+            None
+            if policies.rate_limiter is None
+            else RateLimiter(env, policies.rate_limiter, name=name)
+        )

@@ -6,6 +6,7 @@ so that the recorder can index per-bin counters with them on the hot path.
 
 from __future__ import annotations
 
+import math
 from enum import IntEnum
 
 
@@ -42,6 +43,9 @@ OUTCOMES = tuple(Outcome)
 OK = Outcome.OK
 DEGRADED = Outcome.DEGRADED
 
+NO_DEADLINE = math.inf
+"""The deadline of a request no caller bounds (or with deadline propagation off)."""
+
 
 class Request:
     """One user request, carried through every hop it makes.
@@ -52,12 +56,32 @@ class Request:
         t0: arrival time.
         origin: the last primary failure seen on the way (``(service, outcome)``), so that a
             failed request can say why it failed; ``None`` while nothing failed.
+        deadline: absolute time after which the callers on the way have given up (deadline
+            propagation); ``inf`` when it is off or no caller set a timeout. A view made by
+            :meth:`within` carries a tighter one for the hops below a timeout.
     """
 
-    __slots__ = ("cls", "id", "origin", "t0")
+    __slots__ = ("cls", "deadline", "id", "origin", "t0")
 
     def __init__(self, rid: int, cls: int, t0: float) -> None:
         self.id = rid
         self.cls = cls
         self.t0 = t0
         self.origin: tuple[str, Outcome] | None = None
+        self.deadline = NO_DEADLINE
+
+    def within(self, deadline: float) -> Request:
+        """This request as seen below a caller's timeout ending at ``deadline``.
+
+        The view has the tighter of the two deadlines; a failure it records is copied to this
+        request by :meth:`merge` (a view never changes its parent's deadline, so parallel
+        calls below different timeouts do not see each other's).
+        """
+        view = Request(self.id, self.cls, self.t0)
+        view.deadline = min(self.deadline, deadline)
+        return view
+
+    def merge(self, view: Request) -> None:
+        """Take the failure recorded by ``view`` (made by :meth:`within`)."""
+        if view.origin is not None:
+            self.origin = view.origin

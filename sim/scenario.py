@@ -34,6 +34,8 @@ from pydantic import (
     model_validator,
 )
 
+from patterns import adaptive_concurrency as ac_pattern
+from patterns import backpressure as bp_pattern
 from patterns import bulkhead as bulkhead_pattern
 from patterns import circuit_breaker as cb_pattern
 from patterns import retry as retry_pattern
@@ -345,21 +347,137 @@ class ContainerProcess(Model):
     memory: Bytes = 0
 
 
+_BP_QUEUE = bp_pattern.QueueConfig()
+_R4J_RL = bp_pattern.RateLimiterConfig()
+_AIMD = ac_pattern.AIMDLimitConfig()
+_VEGAS = ac_pattern.VegasLimitConfig()
+_GRADIENT2 = ac_pattern.Gradient2LimitConfig()
+
+QueueDiscipline = Literal["fifo", "reject_new", "drop_oldest", "lifo", "adaptive_lifo", "codel"]
+
+
 class QueueConfig(Model):
-    """The instance's request queue in front of its workers.
+    """The instance's request queue in front of its workers (:mod:`patterns.backpressure`).
 
     ``capacity`` is the number of waiting requests (not counting those in service); ``null``
-    means unbounded. An arrival that finds the queue full is shed (outcome ``shed``).
+    means unbounded. ``discipline`` orders and sheds them; an arrival or a queued request that
+    is turned away ends with outcome ``shed``:
+
+    * ``fifo`` (default) = ``reject_new``: first come first served; a full queue turns the
+      arrival away (tail drop).
+    * ``drop_oldest``: FIFO; a full queue drops its oldest request to make room (head drop).
+    * ``lifo``: the newest first; a full queue turns the arrival away.
+    * ``adaptive_lifo``: FIFO, LIFO while a queue stands (not empty for ``codel_interval``, or,
+      with ``lifo_switch_threshold``, HHVM's depth rule).
+    * ``codel``: RFC 8289 CoDel at dequeue (``codel_target``, ``codel_interval``), FIFO.
+
+    ``priority: true`` sheds by request class: critical requests are served first and shed last
+    (a full queue displaces a sheddable request to admit a critical one).
     """
 
     capacity: Annotated[int, Field(ge=0)] | None = None
-    discipline: Literal["fifo"] = "fifo"
+    discipline: QueueDiscipline = "fifo"
+    priority: bool = False
+    codel_target: PositiveDuration = _BP_QUEUE.codel_target
+    codel_interval: PositiveDuration = _BP_QUEUE.codel_interval
+    lifo_switch_threshold: Annotated[int, Field(ge=0)] | None = None
+
+    @property
+    def plain(self) -> bool:
+        """Whether this is the plain bounded FIFO (the server's fast path)."""
+        return self.discipline in ("fifo", "reject_new") and not self.priority
+
+
+class TokenBucketSpec(Model):
+    """A token-bucket rate limit per instance (Envoy local rate limit).
+
+    ``rate`` tokens per second, at most ``burst`` (default: one second's worth); a request
+    without a token is refused at once (HTTP 429: outcome ``rate_limited``).
+    """
+
+    kind: Literal["token_bucket"]
+    rate: Annotated[Rate, Field(gt=0)]
+    burst: Annotated[float, Field(gt=0)] | None = None
+
+
+class Resilience4jRateLimiterSpec(Model):
+    """resilience4j ``RateLimiter``.
+
+    ``limit_for_period`` permissions per
+    ``limit_refresh_period`` cycle; a caller waits up to ``timeout_duration`` for a reserved
+    permission and is refused (``rate_limited``) after waiting the whole timeout when it cannot
+    get one. Defaults are resilience4j's (50 per 500 ns: effectively unlimited; 5 s).
+    """
+
+    kind: Literal["resilience4j"] = "resilience4j"
+    limit_for_period: Annotated[int, Field(ge=1)] = _R4J_RL.limit_for_period
+    limit_refresh_period: Annotated[Duration, Field(ge=1e-9)] = _R4J_RL.limit_refresh_period
+    timeout_duration: Duration = _R4J_RL.timeout_duration
+
+
+RateLimitSpec = Annotated[
+    TokenBucketSpec | Resilience4jRateLimiterSpec, Field(discriminator="kind")
+]
+
+
+class AimdSpec(Model):
+    """Netflix ``AIMDLimit`` (defaults are the library's)."""
+
+    algorithm: Literal["aimd"]
+    initial_limit: Annotated[int, Field(ge=1)] = _AIMD.initial_limit
+    min_limit: Annotated[int, Field(ge=1)] = _AIMD.min_limit
+    max_limit: Annotated[int, Field(ge=1)] = _AIMD.max_limit
+    backoff_ratio: Annotated[float, Field(ge=0.5, lt=1.0)] = _AIMD.backoff_ratio
+    timeout: PositiveDuration = _AIMD.timeout
+
+
+class VegasSpec(Model):
+    """Netflix ``VegasLimit`` (defaults are the library's)."""
+
+    algorithm: Literal["vegas"]
+    initial_limit: Annotated[int, Field(ge=1)] = _VEGAS.initial_limit
+    max_concurrency: Annotated[int, Field(ge=1)] = _VEGAS.max_concurrency
+    smoothing: Annotated[float, Field(gt=0, le=1)] = _VEGAS.smoothing
+    probe_multiplier: Annotated[int, Field(ge=1)] = _VEGAS.probe_multiplier
+
+
+class Gradient2Spec(Model):
+    """Netflix ``Gradient2Limit`` (defaults are the library's)."""
+
+    algorithm: Literal["gradient2"]
+    initial_limit: Annotated[int, Field(ge=1)] = _GRADIENT2.initial_limit
+    min_limit: Annotated[int, Field(ge=1)] = _GRADIENT2.min_limit
+    max_concurrency: Annotated[int, Field(ge=1)] = _GRADIENT2.max_concurrency
+    smoothing: Annotated[float, Field(gt=0, le=1)] = _GRADIENT2.smoothing
+    queue_size: Annotated[int, Field(ge=0)] = _GRADIENT2.queue_size
+    long_window: Annotated[int, Field(ge=1)] = _GRADIENT2.long_window
+    rtt_tolerance: Annotated[float, Field(ge=1.0)] = _GRADIENT2.rtt_tolerance
+
+
+ConcurrencyLimitSpec = Annotated[
+    AimdSpec | VegasSpec | Gradient2Spec, Field(discriminator="algorithm")
+]
 
 
 class Admission(Model):
-    """The server-side admission chain of every instance."""
+    """The server-side admission chain of every instance (each replica has its own state).
+
+    Rate limit -> adaptive concurrency limit -> queue -> worker.
+
+    ``rate_limit``: refused requests end ``rate_limited``. ``concurrency_limit``: a request
+    arriving while the instance's in-flight count is at the adaptive limit ends ``shed``; the
+    limit learns from each admitted request (ok/degraded: a sample; timeout, shed,
+    rate_limited, deadline_exceeded, dependency: a drop; error/reset: ignored).
+    """
 
     queue: QueueConfig = QueueConfig()
+    rate_limit: RateLimitSpec | None = None
+    concurrency_limit: ConcurrencyLimitSpec | None = None
+
+    @property
+    def plain(self) -> bool:
+        """No admission feature beyond a plain bounded FIFO (the server's fast path)."""
+        return self.queue.plain and self.rate_limit is None and self.concurrency_limit is None
 
 
 # --------------------------------------------------------------------------- client-side policies
@@ -566,12 +684,13 @@ class FallbackSpec(Model):
     enabled: bool = True
 
 
-PolicyLayer = Literal["fallback", "retry", "circuit_breaker", "timeout", "bulkhead"]
+PolicyLayer = Literal["fallback", "retry", "circuit_breaker", "rate_limiter", "timeout", "bulkhead"]
 
 DEFAULT_POLICY_ORDER: tuple[PolicyLayer, ...] = (
     "fallback",
     "retry",
     "circuit_breaker",
+    "rate_limiter",
     "timeout",
     "bulkhead",
 )
@@ -590,10 +709,13 @@ class Call(Model):
             (no deadline propagation). ``null``: wait forever.
         optional: a failure of an optional call does not fail the request; it is served
             ``degraded`` instead.
-        retry, circuit_breaker, bulkhead, fallback: client-side policies, kept per calling
-            instance (lost when it restarts); ``null``: not used.
+        retry, circuit_breaker, rate_limiter, bulkhead, fallback: client-side policies, kept
+            per calling instance (lost when it restarts); ``null``: not used. A refusal by the
+            rate limiter is ``rate_limited``.
         order: the chain, outermost first (default :data:`DEFAULT_POLICY_ORDER`); every layer
-            once. Layers that are not configured are skipped.
+            once. ``rate_limiter`` may be left out of it: it then sits just inside
+            ``circuit_breaker`` (resilience4j's place). Layers that are not configured are
+            skipped.
     """
 
     to: str = Field(min_length=1)
@@ -602,6 +724,7 @@ class Call(Model):
     optional: bool = False
     retry: RetrySpec | None = None
     circuit_breaker: CircuitBreakerSpec | None = None
+    rate_limiter: Resilience4jRateLimiterSpec | None = None
     bulkhead: BulkheadSpec | None = None
     fallback: FallbackSpec | None = None
     order: list[PolicyLayer] | None = None
@@ -609,9 +732,15 @@ class Call(Model):
     @field_validator("order")
     @classmethod
     def _permutation(cls, value: list[PolicyLayer] | None) -> list[PolicyLayer] | None:
-        if value is not None and sorted(value) != sorted(DEFAULT_POLICY_ORDER):
+        if value is None:
+            return value
+        if "rate_limiter" not in value and "circuit_breaker" in value:
+            value = list(value)
+            value.insert(value.index("circuit_breaker") + 1, "rate_limiter")
+        if sorted(value) != sorted(DEFAULT_POLICY_ORDER):
             raise ValueError(
                 f"order must name each of {', '.join(DEFAULT_POLICY_ORDER)} exactly once"
+                " (rate_limiter may be left out)"
             )
         return value
 
@@ -758,12 +887,20 @@ class Workload(Model):
 
     ``timeout`` is the client's timeout: the user stops waiting (outcome ``timeout``) while the
     entry service keeps working. ``null`` (default): the user waits for the answer.
+
+    ``deadline_propagation`` (default off, as in most stacks without gRPC deadlines) is a
+    property of the whole stack, as a gRPC deployment's: each request then carries a deadline,
+    the tightest of the timeouts of the callers on its way (client, call and per-try timeouts);
+    a server drops it with ``deadline_exceeded`` when a worker picks it up, or before a
+    downstream call, once that deadline has passed. Off: abandoned work keeps consuming the
+    servers.
     """
 
     entry: str
     rate: RateProfile
     classes: list[RequestClass] = Field(default_factory=lambda: [RequestClass(name="default")])
     timeout: PositiveDuration | None = None
+    deadline_propagation: bool = False
 
     @field_validator("classes")
     @classmethod
@@ -880,6 +1017,42 @@ class MemoryHogFault(FaultBase):
     oom_score_adj: Annotated[int, Field(ge=-1000, le=1000)] = 0
 
 
+class PartitionFault(FaultBase):
+    """A network partition on the edge ``a -> b``.
+
+    ``drop``: the connection is refused (an iptables REJECT: RST / ICMP unreachable at
+    connect); Envoy reports a connect failure (503 ``UF``), the request never reached ``b``:
+    calls fail at once with ``unavailable``. ``blackhole``: packets vanish (iptables DROP);
+    calls hang until the caller's timeout, and those still waiting when the partition heals go
+    through then (TCP retransmission, simplified to the instant it heals).
+    """
+
+    kind: Literal["partition"]
+    target: str
+    mode: Literal["drop", "blackhole"] = "blackhole"
+
+
+class PoisonRequestFault(FaultBase):
+    """Poison requests at service ``target``.
+
+    Requests of class ``request_class``, or a
+    ``fraction`` of requests (decided per request, so a retry of one is poison again), crash
+    the instance that picks them up (reason ``Error``, exit code 1); the request ends ``reset``
+    and a retry crashes the next instance (let it crash vs retry amplification).
+    """
+
+    kind: Literal["poison_request"]
+    target: str
+    request_class: str | None = None
+    fraction: Fraction | None = None
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> PoisonRequestFault:
+        if (self.request_class is None) == (self.fraction is None):
+            raise ValueError("give exactly one of request_class and fraction")
+        return self
+
+
 Fault = Annotated[
     LatencyFault
     | ErrorRateFault
@@ -888,7 +1061,9 @@ Fault = Annotated[
     | HostDownFault
     | MemoryLeakFault
     | MemorySpikeFault
-    | MemoryHogFault,
+    | MemoryHogFault
+    | PartitionFault
+    | PoisonRequestFault,
     Field(discriminator="kind"),
 ]
 
@@ -1077,6 +1252,13 @@ def _reference_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], st
     names = [fault.name for fault in s.faults if fault.name]
     for index, fault in enumerate(s.faults):
         yield from _fault_problems(index, fault, services, host_names, graph)
+        if isinstance(fault, PoisonRequestFault) and fault.request_class is not None:
+            classes = [c.name for c in s.workload.classes]
+            if fault.request_class not in classes:
+                yield (
+                    ("faults", index, "request_class"),
+                    _unknown("request class", fault.request_class, classes),
+                )
         if fault.at >= s.duration:
             yield (
                 ("faults", index, "at"),
@@ -1128,7 +1310,9 @@ def _fault_problems(
     index: int, fault: Any, services: set[str], hosts: list[str], graph: nx.DiGraph[str]
 ) -> Iterator[tuple[tuple[str | int, ...], str]]:
     path: tuple[str | int, ...] = ("faults", index, "target")
-    if isinstance(fault, LatencyFault | ErrorRateFault):
+    if isinstance(fault, PartitionFault) and "->" not in fault.target:
+        yield path, "a partition is on an edge 'a -> b'"
+    elif isinstance(fault, LatencyFault | ErrorRateFault | PartitionFault):
         if "->" in fault.target:
             caller, _, callee = (part.strip() for part in fault.target.partition("->"))
             for end in (caller, callee):
@@ -1144,7 +1328,7 @@ def _fault_problems(
         elif fault.target not in services:
             yield path, _unknown("service", fault.target, services) + " (or an edge 'a -> b')"
     elif (
-        isinstance(fault, CrashFault | MemoryLeakFault | MemorySpikeFault)
+        isinstance(fault, CrashFault | MemoryLeakFault | MemorySpikeFault | PoisonRequestFault)
         and fault.target not in services
     ):
         yield path, _unknown("service", fault.target, services)

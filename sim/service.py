@@ -8,19 +8,30 @@ it, so that a hop costs no extra process:
                                                    service time -> downstream calls -> response
 
 * A call with a timeout runs the callee in a child process and waits for it or for the timeout,
-  whichever comes first; after a timeout the callee keeps working (there is no deadline
-  propagation yet), which is the amplification behind retry storms. Parallel fan-out runs each
-  call in a child process and waits for all of them.
+  whichever comes first; after a timeout the callee keeps working, which is the amplification
+  behind retry storms -- unless deadline propagation is on (``workload.deadline_propagation``):
+  then the hops below a timeout see a request view (:meth:`Request.within`) whose deadline is
+  the tightest of the timeouts above it, and a server drops the request with
+  ``deadline_exceeded`` when a worker picks it up, or before a downstream call, after that
+  deadline. Parallel fan-out runs each call in a child process and waits for all of them.
 * A call with client-side policies (retry, circuit breaker, bulkhead, fallback: :mod:`sim.policies`)
   goes through a :class:`PolicyEdge`, whose chain is nested generators (``yield from``), in
-  resilience4j's order by default: fallback -> retry -> circuit breaker -> timeout -> bulkhead ->
-  transport. Their state lives in the calling instance (``Instance.clients``) and is lost when it
-  restarts. A call without policies keeps the plain :class:`Edge` and costs what it always did.
+  resilience4j's order by default: fallback -> retry -> circuit breaker -> rate limiter ->
+  timeout -> bulkhead -> transport. Their state lives in the calling instance
+  (``Instance.clients``) and is lost when it restarts. A call without policies keeps the plain
+  :class:`Edge` and costs what it always did.
 * An instance that dies interrupts every process inside it (queued or in service); each one ends
   with outcome ``reset``, seen by its caller. Its memory is freed by the kernel layer.
 * Instance states follow the container: ``starting`` (start-up delay) -> ``running`` (ready: in
   the load balancer) -> ``terminated`` (reason, exit code) -> ``waiting`` (CrashLoopBackOff) ->
   ``starting`` ... Readiness here is "running"; probes are added by the lifecycle work.
+* Server-side admission (``admission``: rate limit -> adaptive concurrency limit -> queue with a
+  discipline -> worker, :mod:`patterns.backpressure` and :mod:`patterns.adaptive_concurrency`)
+  runs in :meth:`Instance._serve_admitted`, with state per incarnation (:class:`AdmissionState`);
+  a service with only a plain bounded FIFO keeps the deque fast path of :meth:`Instance.serve`.
+* Edge faults: a ``partition`` refuses calls (``unavailable``) or blackholes them (they hang
+  until the caller gives up, or go through when it heals). A ``poison_request`` crashes the
+  instance whose worker picks it up (``Error``, exit code 1): the request ends ``reset``.
 * Service time is sampled per hop from the service's distribution; latency faults add to it and
   scale it; error-rate faults turn a finished hop into ``error``.
 """
@@ -36,6 +47,27 @@ from typing import TYPE_CHECKING, Any, cast
 import simpy
 from simpy.events import Event
 
+from patterns.adaptive_concurrency import (
+    AIMDLimit,
+    AIMDLimitConfig,
+    Gradient2Limit,
+    Gradient2LimitConfig,
+    Limit,
+    Limiter,
+    LimiterToken,
+    VegasLimit,
+    VegasLimitConfig,
+)
+from patterns.backpressure import (
+    Discipline,
+    QueueTicket,
+    RateLimiter,
+    RateLimiterConfig,
+    TokenBucket,
+    TokenBucketConfig,
+    WaitQueue,
+)
+from patterns.backpressure import QueueConfig as WaitQueueConfig
 from patterns.retry import run_with_retry
 from patterns.supervisor import CrashLoopBackOff, should_restart
 from sim.kernel import KILL_EXIT_CODE, TERM_EXIT_CODE, AllocationFailed, Cgroup, Host, Process
@@ -44,6 +76,7 @@ from sim.policies import (
     BULKHEAD,
     CIRCUIT_BREAKER,
     FALLBACK,
+    RATE_LIMITER,
     RETRY,
     CallPolicies,
     ClientState,
@@ -70,6 +103,10 @@ ERROR = Outcome.ERROR
 BULKHEAD_FULL = Outcome.BULKHEAD_FULL
 CIRCUIT_OPEN = Outcome.CIRCUIT_OPEN
 DEADLINE_EXCEEDED = Outcome.DEADLINE_EXCEEDED
+RATE_LIMITED = Outcome.RATE_LIMITED
+
+POISON_EXIT_CODE = 1
+"""Exit code of a container crashed by a poison request (an unhandled error: ``Error``, 1)."""
 
 
 class InstanceState(enum.Enum):
@@ -92,19 +129,132 @@ class Death:
 
 
 class Perturbation:
-    """Fault effects currently applied to a service or an edge (set by ``sim/faults.py``)."""
+    """Fault effects currently applied to a service or an edge (set by ``sim/faults.py``).
 
-    __slots__ = ("add", "error_rate", "factor")
+    ``partition``: on an edge, ``"drop"`` or ``"blackhole"`` (None: none); blackholed calls
+    wait for ``healed``. ``poison``: on a service, tells whether a request is poison.
+    """
+
+    __slots__ = ("add", "error_rate", "factor", "healed", "partition", "poison")
 
     def __init__(self) -> None:
         self.add = 0.0
         self.factor = 1.0
         self.error_rate = 0.0
+        self.partition: str | None = None
+        self.healed: Event | None = None
+        self.poison: Callable[[Request], bool] | None = None
 
     @property
     def active(self) -> bool:
         """Whether any effect is in force."""
-        return self.add != 0.0 or self.factor != 1.0 or self.error_rate != 0.0
+        return (
+            self.add != 0.0
+            or self.factor != 1.0
+            or self.error_rate != 0.0
+            or self.partition is not None
+            or self.poison is not None
+        )
+
+
+class AdmissionPlan:
+    """A service's compiled admission chain (shared by its instances) and its counters.
+
+    Attributes:
+        queue: the wait-queue settings (:mod:`patterns.backpressure`).
+        priorities: the queue priority of each request class (1: critical, when shedding by
+            class; otherwise all 0).
+        rate_limited, limit_shed, queue_evicted, codel_dropped: requests refused by the rate
+            limit, shed at the concurrency limit, pushed out of a full queue by an arrival, and
+            dropped by CoDel, over the run (all instances and incarnations).
+    """
+
+    __slots__ = (
+        "codel_dropped",
+        "config",
+        "limit_shed",
+        "priorities",
+        "queue",
+        "queue_evicted",
+        "rate_limited",
+        "rng",
+    )
+
+    def __init__(
+        self, config: sc.Admission, critical: list[bool], rng: np.random.Generator
+    ) -> None:
+        self.config = config
+        q = config.queue
+        discipline = "reject_new" if q.discipline == "fifo" else q.discipline
+        self.queue = WaitQueueConfig(
+            capacity=q.capacity,
+            discipline=Discipline(discipline),
+            codel_target=q.codel_target,
+            codel_interval=q.codel_interval,
+            lifo_switch_threshold=q.lifo_switch_threshold,
+        )
+        self.priorities = [1 if c and q.priority else 0 for c in critical]
+        self.rng = rng
+        self.rate_limited = 0
+        self.limit_shed = 0
+        self.queue_evicted = 0
+        self.codel_dropped = 0
+
+    def limit(self) -> Limit | None:
+        """A fresh adaptive limit (None: no concurrency limit)."""
+        spec = self.config.concurrency_limit
+        if spec is None:
+            return None
+        fields = spec.model_dump(exclude={"algorithm"})
+        if spec.algorithm == "aimd":
+            return AIMDLimit(AIMDLimitConfig(**fields))
+        if spec.algorithm == "vegas":
+            return VegasLimit(self.rng, VegasLimitConfig(**fields))
+        return Gradient2Limit(Gradient2LimitConfig(**fields))
+
+
+class AdmissionState:
+    """One incarnation's admission state: rate limiter, concurrency limiter, wait queue.
+
+    Made when the instance starts and dropped when it ends (process memory).
+    """
+
+    __slots__ = ("bucket", "limiter", "plan", "queue", "rate_limiter")
+
+    def __init__(self, env: simpy.Environment, plan: AdmissionPlan, name: str) -> None:
+        self.plan = plan
+        spec = plan.config.rate_limit
+        self.bucket: TokenBucket | None = None
+        self.rate_limiter: RateLimiter | None = None
+        if spec is not None:
+            if spec.kind == "token_bucket":
+                burst = spec.burst if spec.burst is not None else spec.rate
+                self.bucket = TokenBucket(env, TokenBucketConfig(burst, spec.rate))
+            else:
+                self.rate_limiter = RateLimiter(
+                    env,
+                    RateLimiterConfig(
+                        spec.limit_for_period, spec.limit_refresh_period, spec.timeout_duration
+                    ),
+                    name=name,
+                )
+        limit = plan.limit()
+        self.limiter = None if limit is None else Limiter(env, limit, name=name)
+        self.queue: WaitQueue[QueueTicket] = WaitQueue(env, plan.queue, on_drop=self._dropped)
+
+    def _dropped(self, ticket: QueueTicket) -> None:
+        """CoDel dropped ``ticket`` at dequeue: its request ends ``shed``."""
+        self.plan.codel_dropped += 1
+        ticket.payload.succeed(SHED)
+
+    @property
+    def available_permissions(self) -> float | None:
+        """Tokens or permissions the rate limit would grant now (None: no rate limit)."""
+        if self.bucket is not None:
+            return self.bucket.tokens
+        if self.rate_limiter is not None:
+            return float(self.rate_limiter.available_permissions)
+        return None
 
 
 class Instance:
@@ -112,6 +262,7 @@ class Instance:
 
     __slots__ = (
         "active",
+        "admission",
         "backoff",
         "busy",
         "cgroup",
@@ -154,6 +305,8 @@ class Instance:
         self.queue_capacity = service.config.admission.queue.capacity
         self.busy = 0
         self.queue: deque[Event] = deque()
+        self.admission: AdmissionState | None = None
+        """Admission state of the current incarnation (None: the plain fast path)."""
         self.active: dict[simpy.Process, None] = {}
         self.state = InstanceState.WAITING
         self.process: Process | None = None
@@ -184,6 +337,9 @@ class Instance:
         self.busy = 0
         self.queue.clear()
         self.clients = {}
+        plan = self.service.admission
+        if plan is not None:
+            self.admission = AdmissionState(self.env, plan, self.name)
         self.state = InstanceState.STARTING
         config = self.service.config
         host = self.host
@@ -324,6 +480,8 @@ class Instance:
         """Serve one request here; return its outcome (the server-side view of the hop)."""
         env = self.env
         service = self.service
+        if service.admission is not None:
+            return (yield from self._serve_admitted(request))
         stats = service.stats
         t0 = env.now
         proc = env.active_process
@@ -365,6 +523,9 @@ class Instance:
                         else:
                             self.queue.remove(ticket)
                 stats.waited(env.now, env.now - t0)
+            if request.deadline <= env.now:  # the caller gave up while this waited
+                request.origin = (service.name, DEADLINE_EXCEEDED)
+                return self._done(DEADLINE_EXCEEDED, t0)
             outcome = yield from self._work(request, process)
             return self._done(outcome, t0)
         except simpy.Interrupt as interrupt:
@@ -385,6 +546,113 @@ class Instance:
                     self.busy -= 1
             active.pop(proc, None)
 
+    def _serve_admitted(self, request: Request) -> HopResult:
+        """:meth:`serve` through the admission chain.
+
+        Rate limit -> concurrency limit -> wait queue (discipline, priority by class) -> worker
+        -> deadline check -> work.
+        """
+        env = self.env
+        service = self.service
+        stats = service.stats
+        t0 = env.now
+        proc = env.active_process
+        assert proc is not None
+        active = self.active
+        active[proc] = None
+        stats.change(t0, 1)
+        incarnation = self.incarnation
+        process = self.process
+        state = self.admission
+        assert process is not None
+        assert state is not None
+        plan = state.plan
+        holding = False
+        token: LimiterToken | None = None
+        try:
+            bucket = state.bucket
+            rate_limiter = state.rate_limiter
+            if (bucket is not None and not bucket.try_take()) or (
+                rate_limiter is not None and not (yield from rate_limiter.acquire_permission())
+            ):
+                plan.rate_limited += 1
+                request.origin = (service.name, RATE_LIMITED)
+                return self._done(RATE_LIMITED, t0)
+            limiter = state.limiter
+            if limiter is not None:
+                token = limiter.try_acquire()
+                if token is None:
+                    plan.limit_shed += 1
+                    request.origin = (service.name, SHED)
+                    return self._done(SHED, t0)
+            if self.busy < self.workers:
+                self.busy += 1
+                holding = True
+                stats.waited(t0, 0.0)
+            else:
+                queue = state.queue
+                ticket = QueueTicket(t0, plan.priorities[request.cls], env.event())
+                for victim in queue.put(ticket):
+                    if victim is not ticket:
+                        plan.queue_evicted += 1
+                    victim.payload.succeed(SHED)
+                slot = ticket.payload
+                got: Any = SHED
+                if not slot.triggered:
+                    queued_memory = service.per_queued
+                    try:
+                        queued_charged = process.charge(queued_memory) != math.inf
+                    except AllocationFailed:
+                        queued_charged = False
+                    got = None
+                    try:
+                        got = yield slot
+                    finally:
+                        if queued_charged:
+                            process.uncharge(queued_memory)
+                        if got is None and self.incarnation == incarnation:
+                            if not slot.triggered:
+                                queue.remove(ticket)
+                            elif slot.value is True:
+                                holding = True  # the slot was handed to us; give it back below
+                if got is SHED:
+                    if token is not None:
+                        token.on_dropped()
+                    request.origin = (service.name, SHED)
+                    return self._done(SHED, t0)
+                holding = True
+                stats.waited(env.now, env.now - t0)
+            if request.deadline <= env.now:  # the caller gave up while this waited
+                request.origin = (service.name, DEADLINE_EXCEEDED)
+                outcome = DEADLINE_EXCEEDED
+            else:
+                outcome = yield from self._work(request, process)
+            if token is not None:
+                if outcome <= DEGRADED:
+                    token.on_success()
+                elif outcome is ERROR or outcome is RESET:
+                    token.on_ignore()
+                else:
+                    token.on_dropped()
+            return self._done(outcome, t0)
+        except simpy.Interrupt as interrupt:
+            request.origin = (service.name, RESET)
+            self._done(RESET, t0)
+            cause = interrupt.cause
+            if isinstance(cause, Death) and cause.instance is self:
+                return RESET
+            raise
+        finally:
+            if token is not None and not token.done:
+                token.on_ignore()
+            if holding and self.incarnation == incarnation:
+                nxt = state.queue.get()
+                if nxt is None:
+                    self.busy -= 1
+                else:
+                    nxt.payload.succeed(True)
+            active.pop(proc, None)
+
     def _done(self, outcome: Outcome, t0: float) -> Outcome:
         """Count the hop's end (``serve``'s ``finally`` forgets the process)."""
         now = self.env.now
@@ -396,18 +664,25 @@ class Instance:
     def _work(self, request: Request, process: Process) -> HopResult:
         service = self.service
         env = self.env
+        fault = service.perturbation
+        if fault is not None and fault.poison is not None and fault.poison(request):
+            # let it crash: the unhandled error takes the container down with this request
+            request.origin = (service.name, RESET)
+            self.terminate("Error", POISON_EXIT_CODE)
+            return RESET
         per_request = service.per_request
         try:
             stall = process.charge(per_request)
         except AllocationFailed:
             request.origin = (service.name, ERROR)  # ENOMEM: the allocation was refused
             return ERROR
-        if stall and not (yield from settle(env, process, per_request, stall)):
-            request.origin = (service.name, ERROR)
-            return ERROR
+        if stall:
+            if not (yield from settle(env, process, per_request, stall)):
+                request.origin = (service.name, ERROR)
+                return ERROR
+            fault = service.perturbation
         try:
             duration = service.sample()
-            fault = service.perturbation
             if fault is not None:
                 duration = duration * fault.factor + fault.add
             if process.swap:
@@ -430,6 +705,8 @@ class Instance:
     @property
     def queued(self) -> int:
         """Requests waiting for a worker."""
+        if self.admission is not None:
+            return len(self.admission.queue)
         return len(self.queue)
 
 
@@ -492,6 +769,7 @@ class Edge:
         "perturbation",
         "policies",
         "probability",
+        "propagate",
         "recorder",
         "rng",
         "shared",
@@ -527,6 +805,8 @@ class Edge:
         """Where the policies' event lines go (None: nowhere)."""
         self.shared: ClientState | None = None
         """Policy state of calls made without a calling instance (the users' edge)."""
+        self.propagate = False
+        """Deadline propagation: the hops below this edge's timeouts see their deadline."""
 
     def call(self, request: Request, caller: Instance | None = None) -> HopResult:
         """Make the call; return the outcome the caller sees (and count it on the edge).
@@ -542,8 +822,11 @@ class Edge:
             if self.timeout is None:
                 outcome = yield from self._deliver(request)
             else:
-                child = env.process(self._deliver(request))
+                hop = request.within(t0 + self.timeout) if self.propagate else request
+                child = env.process(self._deliver(hop))
                 yield env.any_of((child, env.timeout(self.timeout)))
+                if hop is not request:
+                    request.merge(hop)
                 if child.triggered:
                     outcome = cast(Outcome, child.value)
                 else:
@@ -560,6 +843,14 @@ class Edge:
     def _deliver(self, request: Request) -> HopResult:
         """The request's way to the callee: network faults, the load balancer, the server."""
         fault = self.perturbation
+        if fault is not None and fault.partition is not None:
+            if fault.partition == "drop":  # connection refused: never reached the callee
+                request.origin = (self.name, UNAVAILABLE)
+                return UNAVAILABLE
+            healed = fault.healed
+            assert healed is not None
+            yield healed  # blackholed until the caller gives up, or the partition heals
+            fault = self.perturbation
         if fault is not None:
             if fault.add:
                 yield self.env.timeout(fault.add)
@@ -640,7 +931,7 @@ class PolicyEdge(Edge):
             exhausted = 0 if budget is None else budget.exhausted
             final, _ = yield from run_with_retry(
                 env,
-                lambda _n: self._chain(inner, request, state),
+                lambda _n: self._attempt(inner, request, state),
                 cast(Any, policies.retry),
                 budget,
                 policies.rng,
@@ -671,6 +962,13 @@ class PolicyEdge(Edge):
             else:
                 breaker.on_error(env.now - t0, outcome.label)
             return outcome
+        if layer == RATE_LIMITER:
+            rate_limiter = state.rate_limiter
+            assert rate_limiter is not None
+            if not (yield from rate_limiter.acquire_permission()):
+                request.origin = (self.name, RATE_LIMITED)
+                return RATE_LIMITED
+            return (yield from self._chain(inner, request, state))
         if layer == BULKHEAD:
             bulkhead = state.bulkhead
             assert bulkhead is not None
@@ -682,12 +980,28 @@ class PolicyEdge(Edge):
                     return BULKHEAD_FULL
                 return (yield from self._chain(inner, request, state))
         # the timeout (resilience4j's TimeLimiter): the callee goes on after it fires
-        child = env.process(self._chain(inner, request, state))
-        yield env.any_of((child, env.timeout(cast(float, self.timeout))))
+        timeout = cast(float, self.timeout)
+        hop = request.within(env.now + timeout) if self.propagate else request
+        child = env.process(self._chain(inner, hop, state))
+        yield env.any_of((child, env.timeout(timeout)))
+        if hop is not request:
+            request.merge(hop)
         if child.triggered:
             return cast(Outcome, child.value)
         request.origin = (self.name, TIMEOUT)
         return TIMEOUT
+
+    def _attempt(self, index: int, request: Request, state: ClientState) -> HopResult:
+        """One retry attempt: below a per-try timeout its hops see that deadline."""
+        policies = cast(CallPolicies, self.policies)
+        per_try = cast(Any, policies.retry).per_try_timeout
+        if not self.propagate or per_try is None:
+            return (yield from self._chain(index, request, state))
+        hop = request.within(self.env.now + per_try)
+        try:
+            return (yield from self._chain(index, hop, state))
+        finally:
+            request.merge(hop)
 
     def _bulkhead_rejected(self, request: Request, state: ClientState) -> None:
         request.origin = (self.name, BULKHEAD_FULL)
@@ -733,6 +1047,8 @@ class Service:
         self.per_queued = config.memory.per_queued
         self.parallel = config.call_mode == "parallel"
         self.perturbation: Perturbation | None = None
+        self.admission: AdmissionPlan | None = None
+        """The admission chain beyond a plain bounded FIFO (set by the World), or None."""
 
     def call_downstream(self, request: Request, caller: Instance | None = None) -> HopResult:
         """Make this service's calls for ``request``; ``ok``, ``degraded`` or ``dependency``.
@@ -746,9 +1062,13 @@ class Service:
         ]
         if not chosen:
             return OK
+        env = self.env
+        deadline = request.deadline  # the callers gave up after it: do not call on their behalf
         degraded = False
         if self.parallel and len(chosen) > 1:
-            env = self.env
+            if deadline <= env.now:
+                request.origin = (self.name, DEADLINE_EXCEEDED)
+                return DEADLINE_EXCEEDED
             children = [env.process(edge.call(request, caller)) for edge in chosen]
             yield env.all_of(children)
             for edge, child in zip(chosen, children, strict=True):
@@ -758,6 +1078,9 @@ class Service:
                 degraded = degraded or outcome is not OK
             return DEGRADED if degraded else OK
         for edge in chosen:
+            if deadline <= env.now:
+                request.origin = (self.name, DEADLINE_EXCEEDED)
+                return DEADLINE_EXCEEDED
             outcome = yield from edge.call(request, caller)
             if outcome > DEGRADED and not edge.optional:
                 return DEPENDENCY

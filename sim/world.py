@@ -36,6 +36,7 @@ from sim.memory import allocate, grow
 from sim.policies import BREAKER_GAUGE, CallPolicies
 from sim.recorder import CLIENT, Recorder, RunResult
 from sim.service import (
+    AdmissionPlan,
     Edge,
     Instance,
     InstanceState,
@@ -108,6 +109,9 @@ class World:
         ]
         """Edges with client-side policies, with their calling service (for the gauges)."""
         self._policy_counts: dict[str, tuple[int, ...]] = {}
+        self._admitted = [s for s in self.services.values() if s.admission is not None]
+        """Services with an admission chain (for their counters)."""
+        self._admission_counts: dict[str, tuple[int, ...]] = {}
         entry = self.services[s.workload.entry]
         self.workload = Workload(
             self.env,
@@ -161,7 +165,7 @@ class World:
 
     def _service(self, name: str, config: sc.Service) -> Service:
         seed = self.seed
-        return Service(
+        service = Service(
             self.env,
             name,
             config,
@@ -173,6 +177,13 @@ class World:
             fault_rng=uniform_source(stream(seed, f"errors/{name}")),
             call_rng=uniform_source(stream(seed, f"calls/{name}")),
         )
+        if not config.admission.plain:
+            service.admission = AdmissionPlan(
+                config.admission,
+                [c.critical for c in self.scenario.workload.classes],
+                stream(seed, f"admission/{name}"),
+            )
+        return service
 
     def _edge(
         self,
@@ -202,6 +213,7 @@ class World:
             policies,
             self.recorder,
         )
+        edge.propagate = self.scenario.workload.deadline_propagation
         self._edges[(caller, callee.name)] = edge
         return edge
 
@@ -473,6 +485,23 @@ class World:
                 cgroup.peak = cgroup.usage
         for _, edge in self._policy_edges:
             self._policy_counters(index, edge)
+        for service in self._admitted:
+            self._admission_counters(index, service)
+
+    def _admission_counters(self, index: int, service: Service) -> None:
+        """Per-bin counts of a service's admission chain: refusals, sheds, drops."""
+        plan = service.admission
+        assert plan is not None
+        now = (plan.rate_limited, plan.limit_shed, plan.queue_evicted, plan.codel_dropped)
+        before = self._admission_counts.get(service.name, (0, 0, 0, 0))
+        self._admission_counts[service.name] = now
+        for metric, value, last in zip(
+            ("rate_limit_refused", "concurrency_limit_shed", "queue_evicted", "codel_dropped"),
+            now,
+            before,
+            strict=True,
+        ):
+            self.recorder.gauge(index, service.name, metric, value - last)
 
     def _policy_counters(self, index: int, edge: Edge) -> None:
         """Per-bin counts of an edge's policies: attempts, retries, refusals, fallbacks."""
@@ -502,6 +531,8 @@ class World:
             )
             for instance in service.instances:
                 self._cgroup_gauges(index, instance.name, instance.cgroup)
+            if service.admission is not None:
+                self._admission_gauges(index, service)
         for service, edge in self._policy_edges:
             if edge.policies is None or edge.policies.breaker is None:
                 continue
@@ -533,6 +564,29 @@ class World:
                 self._cgroup_gauges(
                     index, f"{host.name}:/kubepods.slice", host.cgroup("/kubepods.slice")
                 )
+
+    def _admission_gauges(self, index: int, service: Service) -> None:
+        """Concurrency limit and rate-limit permissions: per instance, and summed."""
+        gauge = self.recorder.gauge
+        limit = permits = 0.0
+        has_limit = has_permits = False
+        for instance in service.instances:
+            state = instance.admission
+            if state is None or not instance.ready:
+                continue
+            if state.limiter is not None:
+                has_limit = True
+                limit += state.limiter.limit
+                gauge(index, instance.name, "concurrency_limit", state.limiter.limit)
+            available = state.available_permissions
+            if available is not None:
+                has_permits = True
+                permits += available
+                gauge(index, instance.name, "rate_limit_available", available)
+        if has_limit:
+            gauge(index, service.name, "concurrency_limit", limit)
+        if has_permits:
+            gauge(index, service.name, "rate_limit_available", permits)
 
     def _cgroup_gauges(self, index: int, entity: str, cgroup: Cgroup) -> None:
         """``memory.current`` (and cache, swap), its limits, and its pressure."""
