@@ -100,6 +100,43 @@ def bench_scenario(duration: float, name: str = SCENARIO) -> sc.Scenario:
     return sc.Scenario.model_validate(data)
 
 
+PATTERNS_ON_TARGET = 3.5
+"""With every pattern on, a faultlab hop may cost at most this many bare-SimPy hops."""
+
+
+def patterns_on_scenario(duration: float, name: str = SCENARIO) -> sc.Scenario:
+    """:func:`bench_scenario` with every pattern on, each on the path of every request.
+
+    Client side, on every call: a 1 s timeout, retries (3 attempts, exponential backoff with full
+    jitter, an Envoy retry budget), a resilience4j circuit breaker, a resilience4j rate limiter
+    (its defaults), a semaphore bulkhead of 64 and a fallback. Server side, on every service: a
+    token-bucket rate limit (10 000/s), a Gradient2 adaptive concurrency limit and a bounded
+    CoDel queue of 200. The users time out at 2 s and deadlines propagate. At this load nothing
+    trips: the patterns cost what their bookkeeping costs.
+    """
+    overrides: dict[str, Any] = {"workload.timeout": 2.0, "workload.deadline_propagation": True}
+    base = bench_scenario(duration, name)
+    for service, config in base.services.items():
+        overrides[f"services.{service}.admission"] = {
+            "queue": {"capacity": 200, "discipline": "codel"},
+            "rate_limit": {"kind": "token_bucket", "rate": 10_000},
+            "concurrency_limit": {"algorithm": "gradient2"},
+        }
+        for call in config.calls:
+            path = f"services.{service}.calls.{call.to}"
+            overrides[f"{path}.timeout"] = 1.0
+            overrides[f"{path}.retry"] = {
+                "max_attempts": 3,
+                "backoff": {"kind": "exponential", "base": 0.05, "cap": 1.0, "jitter": "full"},
+                "budget": {"kind": "envoy"},
+            }
+            overrides[f"{path}.circuit_breaker"] = {}
+            overrides[f"{path}.rate_limiter"] = {}
+            overrides[f"{path}.bulkhead"] = {"max_concurrent_calls": 64}
+            overrides[f"{path}.fallback"] = {"enabled": True}
+    return base.with_overrides(overrides)
+
+
 @dataclass(frozen=True)
 class Tier:
     """One tier of the chain, as the bare model needs it."""
@@ -258,11 +295,17 @@ class BenchResult:
     repeat: int
     bare: Side
     faultlab: Side
+    patterns_on: Side
 
     @property
     def ratio(self) -> float:
-        """Time per hop of faultlab divided by that of the bare model."""
+        """Time per hop of faultlab (patterns off) divided by that of the bare model."""
         return self.faultlab.us_per_hop / self.bare.us_per_hop
+
+    @property
+    def ratio_patterns_on(self) -> float:
+        """Time per hop of faultlab with every pattern on divided by that of the bare model."""
+        return self.patterns_on.us_per_hop / self.bare.us_per_hop
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready result."""
@@ -273,9 +316,12 @@ class BenchResult:
             "repeat": self.repeat,
             "bare": self.bare.to_dict(),
             "faultlab": self.faultlab.to_dict(),
+            "patterns_on": self.patterns_on.to_dict(),
             "ratio": self.ratio,
             "target_ratio": TARGET_RATIO,
             "within_target": self.ratio <= TARGET_RATIO,
+            "ratio_patterns_on": self.ratio_patterns_on,
+            "target_ratio_patterns_on": PATTERNS_ON_TARGET,
             "python": sys.version.split()[0],
             "simpy": getattr(simpy, "__version__", "unknown"),
         }
@@ -314,24 +360,29 @@ def bench(duration: float = 60.0, repeat: int = 3, memory: bool = True) -> Bench
         raise ValueError("duration must be greater than 0")
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
-    scenario = bench_scenario(duration)
-    warmup = scenario.model_copy(update={"duration": min(duration, WARMUP_DURATION)})
-    run_bare(warmup)
-    run_faultlab(warmup)
-    sides = {"bare": Side("bare"), "faultlab": Side("faultlab")}
-    runners = {"bare": run_bare, "faultlab": run_faultlab}
+    scenarios = {
+        "bare": bench_scenario(duration),
+        "faultlab": bench_scenario(duration),
+        "patterns on": patterns_on_scenario(duration),
+    }
+    runners = {"bare": run_bare, "faultlab": run_faultlab, "patterns on": run_faultlab}
+    for name, scenario in scenarios.items():
+        runners[name](scenario.with_overrides({"duration": min(duration, WARMUP_DURATION)}))
+    sides = {name: Side(name) for name in scenarios}
     for _ in range(repeat):
         for name, side in sides.items():
-            side.hops, wall = _timed(runners[name], scenario)
+            side.hops, wall = _timed(runners[name], scenarios[name])
             side.walls.append(wall)
     if memory:
         for name, side in sides.items():
-            side.peak_bytes = _peak(runners[name], scenario)
+            side.peak_bytes = _peak(runners[name], scenarios[name])
+    base = scenarios["faultlab"]
     return BenchResult(
-        scenario=scenario.name,
+        scenario=base.name,
         duration=duration,
-        seed=scenario.seed,
+        seed=base.seed,
         repeat=repeat,
         bare=sides["bare"],
         faultlab=sides["faultlab"],
+        patterns_on=sides["patterns on"],
     )

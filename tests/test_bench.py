@@ -7,7 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from sim.bench import bench_scenario, chain, run_bare, run_faultlab
+from sim import run
+from sim.bench import bench_scenario, chain, patterns_on_scenario, run_bare, run_faultlab
 from sim.cli import app
 from sim.scenario import ConstantRate, load_scenario
 
@@ -44,6 +45,24 @@ def test_bare_and_faultlab_serve_the_same_hops() -> None:
     assert faultlab == pytest.approx(bare, rel=0.02)
 
 
+def test_patterns_on_switches_every_pattern_on_and_serves_the_same_hops() -> None:
+    """Every call has each client policy, every service each admission stage; nothing trips."""
+    scenario = patterns_on_scenario(5.0)
+    assert scenario.workload.deadline_propagation
+    for service in scenario.services.values():
+        admission = service.admission
+        assert admission.queue.discipline == "codel"
+        assert admission.rate_limit is not None
+        assert admission.concurrency_limit is not None
+        for call in service.calls:
+            assert call.timeout == 1.0
+            assert None not in (call.retry, call.circuit_breaker, call.rate_limiter, call.bulkhead)
+            assert call.fallback is not None
+    result = run(scenario)
+    assert result.summary["outcomes"]["ok"] == result.summary["completed"]
+    assert run_faultlab(scenario) == pytest.approx(run_bare(bench_scenario(5.0)), rel=0.02)
+
+
 def test_chain_rejects_what_the_bare_model_cannot_express() -> None:
     with_timeouts = load_scenario("three-tier")
     with pytest.raises(ValueError, match="not a plain synchronous call"):
@@ -61,14 +80,17 @@ def test_json_output_has_the_expected_keys() -> None:
         "repeat",
         "bare",
         "faultlab",
+        "patterns_on",
         "ratio",
         "target_ratio",
         "within_target",
+        "ratio_patterns_on",
+        "target_ratio_patterns_on",
     }
     assert payload["scenario"] == "three-tier"
     assert payload["duration"] == 2.0
     assert payload["repeat"] == 2
-    for side in ("bare", "faultlab"):
+    for side in ("bare", "faultlab", "patterns_on"):
         figures = payload[side]
         assert set(figures) >= {"hops", "wall_s", "walls_s", "hops_per_s", "us_per_hop"}
         assert "peak_bytes" in figures
