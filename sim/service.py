@@ -529,14 +529,7 @@ class Instance:
             outcome = yield from self._work(request, process)
             return self._done(outcome, t0)
         except simpy.Interrupt as interrupt:
-            # Our own death, or the death of a caller up this process's stack: with no timeout
-            # the call shares the caller's connection, and its closing cancels the work here.
-            request.origin = (service.name, RESET)
-            self._done(RESET, t0)
-            cause = interrupt.cause
-            if isinstance(cause, Death) and cause.instance is self:
-                return RESET
-            raise
+            return self._cut(request, t0, interrupt)
         finally:
             if holding and self.incarnation == incarnation:
                 queue = self.queue
@@ -636,12 +629,7 @@ class Instance:
                     token.on_dropped()
             return self._done(outcome, t0)
         except simpy.Interrupt as interrupt:
-            request.origin = (service.name, RESET)
-            self._done(RESET, t0)
-            cause = interrupt.cause
-            if isinstance(cause, Death) and cause.instance is self:
-                return RESET
-            raise
+            return self._cut(request, t0, interrupt)
         finally:
             if token is not None and not token.done:
                 token.on_ignore()
@@ -652,6 +640,19 @@ class Instance:
                 else:
                     nxt.payload.succeed(True)
             active.pop(proc, None)
+
+    def _cut(self, request: Request, t0: float, interrupt: simpy.Interrupt) -> Outcome:
+        """A hop cut short by a death: it ends ``reset``; re-raised unless the death was ours.
+
+        Our own death, or the death of a caller up this process's stack: with no timeout the
+        call shares the caller's connection, and its closing cancels the work here.
+        """
+        request.origin = (self.service.name, RESET)
+        self._done(RESET, t0)
+        cause = interrupt.cause
+        if isinstance(cause, Death) and cause.instance is self:
+            return RESET
+        raise interrupt
 
     def _done(self, outcome: Outcome, t0: float) -> Outcome:
         """Count the hop's end (``serve``'s ``finally`` forgets the process)."""
