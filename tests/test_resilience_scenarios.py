@@ -25,6 +25,8 @@ from sim.recorder import RunResult
 STORM = "retry-storm"
 STORM_EDGE = "frontend -> inventory"
 STORM_MITIGATIONS = ("retry-budget", "grpc-retry-throttling", "circuit-breaker", "no-retries")
+DEADLINES = "deadline-propagation"
+DEADLINES_LIFO = "deadline-propagation-lifo"
 HOLD = 60.0
 """How long after the trigger ends the storm's variants are judged (s)."""
 
@@ -129,7 +131,7 @@ def test_the_storm_scenario_states_its_slo_and_trigger():
     assert scenario.duration >= 105.0
 
 
-@pytest.mark.parametrize("variant", ["baseline", *STORM_MITIGATIONS])
+@pytest.mark.parametrize("variant", ["baseline", *STORM_MITIGATIONS, DEADLINES])
 def test_every_storm_variant_is_healthy_before_and_broken_during_the_spike(variant: str):
     """Same users, same capacity: 100% before the spike, under 5% during it, whatever the fix."""
     slo = load_scenario(STORM).slo
@@ -244,6 +246,54 @@ def test_the_breaker_opens_during_the_spike_and_closes_after_it():
         assert end < last.t < end + 6.0
     calls = finished(result, STORM_EDGE, start, end)
     assert count(result, STORM_EDGE, "rate.circuit_open", start, end) / calls > 0.7
+
+
+def test_deadline_propagation_alone_stays_broken():
+    """Expired work is dropped for free, yet the storm outlives its trigger just the same.
+
+    FIFO serves the oldest unexpired request, with almost none of its 200 ms left: each one
+    finishes after its caller gave up (about 237 ms at inventory), so every call still makes
+    3 attempts and inventory still completes 370/s for nobody.
+    """
+    slo = load_scenario(STORM).slo
+    _, end, judged = _storm_times()
+    window = (judged - slo.window, judged)
+    result = _run(STORM, DEADLINES)
+    windows = rolling_availability(result, slo.window)
+    assert windows[judged] == 0.0
+    assert (windows[windows.index >= end + slo.window] < slo.availability).all()
+    assert availability(result, end, result.summary["duration"]) < 0.001
+    calls = finished(result, STORM_EDGE, *window)
+    assert count(result, STORM_EDGE, "attempts", *window) / calls == pytest.approx(3.0, abs=0.02)
+    assert count(result, STORM_EDGE, "rate.ok", *window) == 0
+    # inventory drops hundreds of expired requests per second and still works at capacity
+    dropped = count(result, "inventory", "rate.deadline_exceeded", *window) / slo.window
+    served = count(result, "inventory", "rate.ok", *window) / slo.window
+    assert 400 < dropped < 520
+    assert served == pytest.approx(370, rel=0.03)
+    # ... but everything it serves is late: its median latency is above the 200 ms timeout
+    p50 = _metric(result, "inventory", "latency_p50")
+    assert (p50[(p50.index >= window[0]) & (p50.index < window[1])] > 0.2).all()
+    # before the spike nothing expires: the drop costs nothing when healthy
+    assert count(result, "inventory", "rate.deadline_exceeded", 0.0, 30.0) == 0
+
+
+def test_deadline_propagation_with_lifo_recovers_at_once():
+    """Newest first: each served request has most of its deadline left.
+
+    Part of the users are served even during the spike, all of them once it ends.
+    """
+    slo = load_scenario(STORM).slo
+    start, end, judged = _storm_times()
+    result = _run(STORM, DEADLINES_LIFO)
+    windows = rolling_availability(result, slo.window)
+    assert windows[start] == 1.0
+    assert (windows[windows.index >= judged] == 1.0).all()
+    assert 0.25 < availability(result, start, end) < 0.5
+    good, total = _counts(result, "client")
+    per_second = (good / total)[good.index >= end + 1.0]
+    assert (per_second >= slo.availability).all()
+    assert worst_p99(result, judged - slo.window, result.summary["duration"]) <= slo.latency_p99
 
 
 # --------------------------------------------------------------------------- slow dependency
