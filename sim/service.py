@@ -913,84 +913,148 @@ class PolicyEdge(Edge):
         return sink
 
     def _chain(self, index: int, request: Request, state: ClientState) -> HopResult:
-        """Layer ``index`` of the policy chain (outermost first) around the rest of it."""
+        """Layers ``index``.. of the policy chain (outermost first) around the transport.
+
+        The layers that do not wait (fallback, circuit breaker, a rate limiter or bulkhead that
+        grant or refuse at once) run inline in one generator; only the retry, the timeout and a
+        bulkhead that waits for a permit nest a generator level.
+        """
         policies = cast(CallPolicies, self.policies)
         layers = policies.layers
-        if index == len(layers):
-            return (yield from self._deliver(request))
-        layer = layers[index]
+        n = len(layers)
         env = self.env
-        inner = index + 1
-        if layer == FALLBACK:
-            outcome = yield from self._chain(inner, request, state)
-            if outcome > DEGRADED:
+        i = index
+        breaker_t0 = 0.0
+        outcome: Outcome
+        try:
+            while True:
+                if i == n:
+                    outcome = yield from self._deliver(request)
+                    break
+                layer = layers[i]
+                if layer == FALLBACK:
+                    i += 1
+                    continue
+                if layer == CIRCUIT_BREAKER:
+                    breaker = state.breaker
+                    assert breaker is not None
+                    if not breaker.try_acquire_permission():
+                        request.origin = (self.name, CIRCUIT_OPEN)
+                        outcome = CIRCUIT_OPEN
+                        break
+                    breaker_t0 = env.now
+                    i += 1
+                    continue
+                if layer == RATE_LIMITER:
+                    rate_limiter = state.rate_limiter
+                    assert rate_limiter is not None
+                    permitted, park = rate_limiter.try_acquire_permission()
+                    if park > 0:
+                        rate_limiter.waiting += 1
+                        try:
+                            yield env.timeout(park)
+                        finally:
+                            rate_limiter.waiting -= 1
+                    if not permitted:
+                        request.origin = (self.name, RATE_LIMITED)
+                        outcome = RATE_LIMITED
+                        break
+                    i += 1
+                    continue
+                if layer == BULKHEAD:
+                    bulkhead = state.bulkhead
+                    assert bulkhead is not None
+                    if bulkhead._max_wait > 0:
+                        outcome = yield from self._bulkhead_wait(i + 1, request, state)
+                        break
+                    if not bulkhead.try_acquire_permission():
+                        self._bulkhead_rejected(request, state)
+                        outcome = BULKHEAD_FULL
+                        break
+                    i += 1
+                    continue
+                if layer == RETRY:
+                    outcome = yield from self._retry(i + 1, request, state)
+                    break
+                # the timeout (resilience4j's TimeLimiter): the callee goes on after it fires
+                timeout = cast(float, self.timeout)
+                hop = request.within(env.now + timeout) if self.propagate else request
+                child = env.process(self._chain(i + 1, hop, state))
+                yield env.any_of((child, env.timeout(timeout)))
+                if hop is not request:
+                    request.merge(hop)
+                if child.triggered:
+                    outcome = cast(Outcome, child.value)
+                else:
+                    request.origin = (self.name, TIMEOUT)
+                    outcome = TIMEOUT
+                break
+        except BaseException as exc:
+            # unwind the layers entered, innermost first, as their generators would have
+            interrupted = isinstance(exc, simpy.Interrupt)
+            for j in range(i - 1, index - 1, -1):
+                layer = layers[j]
+                if layer == BULKHEAD:
+                    bulkhead = state.bulkhead
+                    if bulkhead is not None:
+                        bulkhead.on_complete()
+                elif layer == CIRCUIT_BREAKER and interrupted:
+                    breaker = state.breaker
+                    if breaker is not None:
+                        breaker.release_permission()  # abandoned without an outcome
+            raise
+        for j in range(i - 1, index - 1, -1):
+            layer = layers[j]
+            if layer == BULKHEAD:
+                bulkhead = state.bulkhead
+                if bulkhead is not None:
+                    bulkhead.on_complete()
+            elif layer == CIRCUIT_BREAKER:
+                breaker = state.breaker
+                if breaker is None:
+                    continue
+                if outcome <= DEGRADED:
+                    breaker.on_success(env.now - breaker_t0)
+                else:
+                    breaker.on_error(env.now - breaker_t0, outcome.label)
+            elif layer == FALLBACK and outcome > DEGRADED:
                 policies.fallbacks += 1
-                return DEGRADED
-            return outcome
-        if layer == RETRY:
-            budget = state.budget
-            exhausted = 0 if budget is None else budget.exhausted
-            final, _ = yield from run_with_retry(
-                env,
-                lambda _n: self._attempt(inner, request, state),
-                cast(Any, policies.retry),
-                budget,
-                policies.rng,
-                timeout_outcome=TIMEOUT,
-                deadline_outcome=DEADLINE_EXCEEDED,
-                metrics=policies.metrics,
-            )
-            if budget is not None:
-                policies.budget_exhausted += budget.exhausted - exhausted
-            outcome = cast(Outcome, final)
-            if outcome is TIMEOUT and request.origin is None:
-                request.origin = (self.name, TIMEOUT)
-            return outcome
-        if layer == CIRCUIT_BREAKER:
-            breaker = state.breaker
-            assert breaker is not None
-            if not breaker.try_acquire_permission():
-                request.origin = (self.name, CIRCUIT_OPEN)
-                return CIRCUIT_OPEN
-            t0 = env.now
-            try:
-                outcome = yield from self._chain(inner, request, state)
-            except simpy.Interrupt:
-                breaker.release_permission()  # abandoned without an outcome
-                raise
-            if outcome <= DEGRADED:
-                breaker.on_success(env.now - t0)
-            else:
-                breaker.on_error(env.now - t0, outcome.label)
-            return outcome
-        if layer == RATE_LIMITER:
-            rate_limiter = state.rate_limiter
-            assert rate_limiter is not None
-            if not (yield from rate_limiter.acquire_permission()):
-                request.origin = (self.name, RATE_LIMITED)
-                return RATE_LIMITED
+                outcome = DEGRADED
+        return outcome
+
+    def _retry(self, inner: int, request: Request, state: ClientState) -> HopResult:
+        """The retry layer around layers ``inner``.. of the chain."""
+        policies = cast(CallPolicies, self.policies)
+        budget = state.budget
+        exhausted = 0 if budget is None else budget.exhausted
+        final, _ = yield from run_with_retry(
+            self.env,
+            lambda _n: self._attempt(inner, request, state),
+            cast(Any, policies.retry),
+            budget,
+            policies.rng,
+            timeout_outcome=TIMEOUT,
+            deadline_outcome=DEADLINE_EXCEEDED,
+            metrics=policies.metrics,
+        )
+        if budget is not None:
+            policies.budget_exhausted += budget.exhausted - exhausted
+        outcome = cast(Outcome, final)
+        if outcome is TIMEOUT and request.origin is None:
+            request.origin = (self.name, TIMEOUT)
+        return outcome
+
+    def _bulkhead_wait(self, inner: int, request: Request, state: ClientState) -> HopResult:
+        """A bulkhead that may wait for a permit (``max_wait_duration`` > 0) around the rest."""
+        bulkhead = state.bulkhead
+        assert bulkhead is not None
+        with bulkhead.request() as permit:
+            if not permit.triggered:
+                yield permit
+            if not permit.granted:
+                self._bulkhead_rejected(request, state)
+                return BULKHEAD_FULL
             return (yield from self._chain(inner, request, state))
-        if layer == BULKHEAD:
-            bulkhead = state.bulkhead
-            assert bulkhead is not None
-            with bulkhead.request() as permit:
-                if not permit.triggered:
-                    yield permit
-                if not permit.granted:
-                    self._bulkhead_rejected(request, state)
-                    return BULKHEAD_FULL
-                return (yield from self._chain(inner, request, state))
-        # the timeout (resilience4j's TimeLimiter): the callee goes on after it fires
-        timeout = cast(float, self.timeout)
-        hop = request.within(env.now + timeout) if self.propagate else request
-        child = env.process(self._chain(inner, hop, state))
-        yield env.any_of((child, env.timeout(timeout)))
-        if hop is not request:
-            request.merge(hop)
-        if child.triggered:
-            return cast(Outcome, child.value)
-        request.origin = (self.name, TIMEOUT)
-        return TIMEOUT
 
     def _attempt(self, index: int, request: Request, state: ClientState) -> HopResult:
         """One retry attempt: below a per-try timeout its hops see that deadline."""
