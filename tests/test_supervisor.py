@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
-from patterns.supervisor import BackoffConfig, CrashLoopBackOff, should_restart
+from patterns.supervisor import (
+    BACK_OFF_EVENT_REASON,
+    CRASH_LOOP_BACK_OFF,
+    BackoffConfig,
+    CrashLoopBackOff,
+    backoff_event_message,
+    format_pod,
+    go_duration,
+    observed_restart_time,
+    should_restart,
+    waiting_message,
+)
 from sim.scenario import Scenario
 from sim.world import World
 
@@ -29,6 +43,34 @@ def crash_loop(backoff: CrashLoopBackOff, runs: list[float], first_start: float 
 def test_backoff_defaults_are_10s_and_300s():
     """Initial back-off 10 s (kubelet backOffPeriod), cap 300 s (MaxContainerBackOff)."""
     assert BackoffConfig() == BackoffConfig(initial=10.0, cap=300.0)
+    assert BackoffConfig.default() == BackoffConfig()
+
+
+def test_default_stability_window_is_2_x_cap():
+    """The entry expires after 2 x cap (client-go's default): 600 s for the kubelet default."""
+    assert BackoffConfig().stable_after == 600.0
+    assert BackoffConfig(initial=1.0, cap=60.0).stable_after == 120.0
+    assert BackoffConfig(cap=60.0, stable_after=30.0).stable_after == 30.0
+
+
+def test_resync_jitter_is_off_by_default():
+    """The simulator stays exact unless the 10-15 s pod re-sync is switched on."""
+    assert BackoffConfig().resync_jitter is False
+    assert BackoffConfig.default(resync_jitter=True).resync_jitter is True
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"initial": 0.0}, "0 < initial <= cap"),
+        ({"initial": 20.0, "cap": 10.0}, "0 < initial <= cap"),
+        ({"stable_after": -1.0}, "stable_after must be >= 0"),
+    ],
+)
+def test_invalid_config_is_rejected(kwargs, message):
+    """A non-positive initial, a cap below the initial or a negative window is an error."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        BackoffConfig(**kwargs)
 
 
 def test_crash_loop_delays_double_from_0_to_the_300s_cap():
@@ -74,6 +116,203 @@ def test_custom_config_changes_initial_and_cap():
     backoff = CrashLoopBackOff(BackoffConfig(initial=1.0, cap=60.0))
     delays, _ = crash_loop(backoff, [0.5] * 9)
     assert delays == [0, 1, 2, 4, 8, 16, 32, 60, 60]
+
+
+def test_waiting_message_for_the_40s_backoff():
+    """V10: while waiting out the 40 s back-off, the Waiting state reads as the kubelet's."""
+    backoff = CrashLoopBackOff()
+    _, starts = crash_loop(backoff, [1.0] * 3)  # delays 0, 10, 20; next back-off 40 s
+    finished = starts[-1] + 1.0
+    delay = backoff.restart_delay(finished)
+    uid = "5f3c1d2e-0000-4000-8000-000000000001"
+    pod = format_pod("app-xyz", "default", uid)
+    assert delay == 40.0
+    assert CRASH_LOOP_BACK_OFF == "CrashLoopBackOff"
+    assert waiting_message(delay, "app", pod) == (
+        f"back-off 40s restarting failed container=app pod=app-xyz_default({uid})"
+    )
+
+
+def test_backoff_event_message_names_the_container_and_the_pod():
+    """The Warning BackOff event: ``Back-off restarting failed container <c> in pod <pod>``."""
+    pod = format_pod("app-xyz", "default", "uid-1")
+    assert BACK_OFF_EVENT_REASON == "BackOff"
+    assert backoff_event_message("app", pod) == (
+        "Back-off restarting failed container app in pod app-xyz_default(uid-1)"
+    )
+
+
+def test_waiting_message_uses_go_durations_at_the_cap():
+    """At the 300 s cap the message says ``5m0s``, as Go prints a ``time.Duration``."""
+    assert waiting_message(300.0, "app", "p_ns(u)") == (
+        "back-off 5m0s restarting failed container=app pod=p_ns(u)"
+    )
+
+
+# --------------------------------------------------------------------------- feature gates
+
+
+def test_reduce_default_decay_delays_are_0_1_2_up_to_60():
+    """V10 with ReduceDefaultCrashLoopBackOffDecay: 0, 1, 2, 4, 8, 16, 32, 60, 60 s."""
+    config = BackoffConfig.reduce_default_decay()
+    assert (config.initial, config.cap, config.stable_after) == (1.0, 60.0, 600.0)
+    delays, _ = crash_loop(CrashLoopBackOff(config), [1.0] * 9)
+    assert delays == [0, 1, 2, 4, 8, 16, 32, 60, 60]
+
+
+def test_reduce_default_decay_keeps_the_10_minute_stability_window():
+    """KEP-4603: a 3-minute run (> 2 x 60 s) keeps the back-off; an 11-minute run resets it."""
+    backoff = CrashLoopBackOff(BackoffConfig.reduce_default_decay())
+    _, starts = crash_loop(backoff, [1.0] * 9)  # back-off now 60 s
+    delays, _ = crash_loop(backoff, [180.0, 660.0, 1.0], first_start=starts[-1])
+    assert delays == [60, 0, 1]
+
+
+@pytest.mark.parametrize(
+    ("period", "expected"),
+    [
+        (5.0, [0, 5, 5, 5]),
+        (60.0, [0, 10, 20, 40, 60, 60]),
+        (300.0, [0, 10, 20, 40, 80, 160, 300, 300]),
+        (1.0, [0, 1, 1]),
+    ],
+)
+def test_max_container_restart_period_caps_the_delays(period, expected):
+    """KubeletCrashLoopBackOffMax: the cap is the period; below 10 s it is the initial too."""
+    config = BackoffConfig.max_container_restart_period(period)
+    assert config.cap == period
+    assert config.initial == min(10.0, period)
+    delays, _ = crash_loop(CrashLoopBackOff(config), [1.0] * len(expected))
+    assert delays == expected
+
+
+def test_max_container_restart_period_keeps_the_10_minute_stability_window():
+    """With a 5 s cap an 11 s run (> 2 x 5 s) still keeps the back-off: the kubelet's 600 s."""
+    backoff = CrashLoopBackOff(BackoffConfig.max_container_restart_period(5.0))
+    delays, _ = crash_loop(backoff, [1.0, 1.0, 11.0, 601.0, 1.0])
+    assert delays == [0, 5, 5, 0, 5]
+
+
+@pytest.mark.parametrize("period", [0.0, 0.5, 0.999, 300.001, 301.0, 600.0, -10.0])
+def test_max_container_restart_period_outside_1s_to_300s_is_rejected(period):
+    """The kubelet accepts 1 s..300 s only; the error names the field and the range."""
+    with pytest.raises(ValueError, match=r"maxContainerRestartPeriod must be between 1s and 5m0s"):
+        BackoffConfig.max_container_restart_period(period)
+
+
+def test_feature_gate_constructors_pass_the_resync_jitter_switch():
+    """Each named constructor takes ``resync_jitter``; it stays off unless asked for."""
+    assert not BackoffConfig.reduce_default_decay().resync_jitter
+    assert BackoffConfig.reduce_default_decay(resync_jitter=True).resync_jitter
+    assert BackoffConfig.max_container_restart_period(30.0, resync_jitter=True).resync_jitter
+
+
+# --------------------------------------------------------------------------- pod re-sync jitter
+
+
+class Draws:
+    """A fixed ``uniform(low, high)`` sequence that records the bounds it was called with."""
+
+    def __init__(self, *values: float) -> None:
+        self.values = list(values)
+        self.calls: list[tuple[float, float]] = []
+
+    def __call__(self, low: float, high: float) -> float:
+        """Return the next fixed value, noting the bounds asked for."""
+        self.calls.append((low, high))
+        return self.values.pop(0)
+
+
+def test_observed_restart_is_the_first_sync_at_or_after_the_backoff():
+    """Crash at 100 s, 40 s back-off, syncs at 100, 112, 123, 137, 147: restart seen at 147."""
+    draws = Draws(12.0, 11.0, 14.0, 10.0, 99.0)
+    assert observed_restart_time(100.0, 40.0, draws) == 147.0
+    assert draws.calls == [(10.0, 15.0)] * 4
+
+
+def test_a_sync_exactly_when_the_backoff_ends_restarts_the_container():
+    """``doBackOff`` waits only while ``now - finishedAt < backoff``: a sync at the end restarts."""
+    assert observed_restart_time(50.0, 20.0, Draws(10.0, 10.0)) == 70.0
+
+
+def test_no_backoff_restarts_at_the_crash_sync_without_drawing():
+    """A zero back-off restarts at the sync the exit itself triggers: no re-sync is drawn."""
+    draws = Draws()
+    assert observed_restart_time(7.0, 0.0, draws) == 7.0
+    assert draws.calls == []
+
+
+def test_a_short_backoff_waits_a_whole_resync():
+    """A 1 s back-off (reduced decay) is seen only at the first re-sync, 10-15 s later."""
+    assert observed_restart_time(0.0, 1.0, Draws(13.5)) == 13.5
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_resync_lag_is_always_in_0_to_15s(seed):
+    """V10: the observed restart lags the back-off by at least 0 and less than one 15 s sync."""
+    rng = random.Random(seed)
+    for backoff in [0, 1, 2, 5, 10, 20, 40, 60, 80, 160, 300]:
+        for crashed_at in (0.0, 33.0, 1234.5):
+            observed = observed_restart_time(crashed_at, backoff, rng.uniform)
+            assert 0.0 <= observed - (crashed_at + backoff) < 15.0
+
+
+def test_observed_restart_delay_is_exact_unless_resync_jitter_is_on():
+    """``observed_restart_delay`` equals ``restart_delay`` by default and draws nothing."""
+    exact = CrashLoopBackOff()
+    crash_loop(exact, [1.0] * 3)  # back-off 40 s, last start at 33
+    draws = Draws(12.0, 14.0, 11.0, 10.0)
+    assert exact.observed_restart_delay(34.0, draws) == 40.0
+    assert draws.calls == []
+
+    jittered = CrashLoopBackOff(BackoffConfig(resync_jitter=True))
+    crash_loop(jittered, [1.0] * 3)
+    assert jittered.restart_delay(34.0) == 40.0
+    assert jittered.observed_restart_delay(34.0, draws) == 47.0  # syncs at +12, +26, +37, +47
+
+
+def test_jittered_crash_loop_keeps_the_v10_backoffs():
+    """With the re-sync lag the back-off entries still go 10, 20, 40, ..., 300, 300."""
+    backoff = CrashLoopBackOff(BackoffConfig(resync_jitter=True))
+    rng = random.Random(7)
+    now, entries = 0.0, []
+    for _ in range(8):
+        finished = now + 1.0
+        delay = backoff.observed_restart_delay(finished, rng.uniform)
+        assert 0.0 <= delay - backoff.restart_delay(finished) < 15.0
+        now = finished + delay
+        backoff.started(now, finished)
+        entries.append(backoff.backoff)
+    assert entries == [10, 20, 40, 80, 160, 300, 300, 300]
+
+
+# --------------------------------------------------------------------------- Go durations
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (40.0, "40s"),
+        (300.0, "5m0s"),
+        (1.0, "1s"),
+        (160.0, "2m40s"),
+        (10.0, "10s"),
+        (60.0, "1m0s"),
+        (0.0, "0s"),
+        (1.5, "1.5s"),
+        (90.25, "1m30.25s"),
+        (3600.0, "1h0m0s"),
+        (3661.0, "1h1m1s"),
+        (0.5, "500ms"),
+        (0.0015, "1.5ms"),
+        (0.000002, "2\u00b5s"),
+        (1e-9, "1ns"),
+        (-10.0, "-10s"),
+    ],
+)
+def test_go_duration_matches_time_duration_string(seconds, text):
+    """Durations print as Go's ``time.Duration.String`` does (the kubelet's ``%s``)."""
+    assert go_duration(seconds) == text
 
 
 @pytest.mark.parametrize(
