@@ -367,7 +367,11 @@ class CircuitBreakerMetrics:
         w = self._window
         if w.total == 0 or w.total < self.minimum_number_of_calls:
             return -1.0, -1.0
-        return _float32(w.failed * 100.0 / w.total), _float32(w.slow * 100.0 / w.total)
+        failed, slow, total = w.failed, w.slow, w.total
+        return (
+            _float32(failed * 100.0 / total) if failed else 0.0,
+            _float32(slow * 100.0 / total) if slow else 0.0,
+        )
 
     def record(self, now: float, outcome: int) -> tuple[float, float]:
         """Record an outcome; returns (failure rate, slow-call rate) after it, -1 below minimum."""

@@ -60,11 +60,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Generator, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import numpy as np
 import simpy
-from simpy.events import Event
+from simpy.events import PENDING, Event
 
 Jitter = Literal["none", "full", "equal", "decorrelated"]
 RandomSource = np.random.Generator | Callable[[], float]
@@ -703,18 +703,266 @@ def java_duration(seconds: float) -> str:
     return f"{text}{sign}{secs}{fraction}S"
 
 
+class Race(Event):
+    """Fires when ``child`` ends or ``limit`` seconds have passed, whichever comes first.
+
+    What ``env.any_of((child, env.timeout(limit)))`` does for a timeout, without a
+    :class:`simpy.Condition`'s bookkeeping (it builds a value dict per trigger): the hot path
+    of every timed call. Its value is None; ``child.triggered`` tells which came first (both,
+    when they fall on the same instant, as with ``any_of``). A child failing before the timer
+    fails the race with the child's exception; an abandoned child is the caller's concern.
+    """
+
+    def __init__(self, env: simpy.Environment, child: Event, limit: float) -> None:
+        super().__init__(env)
+        if child.callbacks is None:  # already processed
+            self._settle(child)
+        else:
+            child.callbacks.append(self._settle)
+        env.timeout(limit).callbacks.append(self._settle)
+
+    def _settle(self, event: Event) -> None:
+        if self._value is not PENDING:
+            return
+        if event._ok:
+            self._ok = True
+            self._value = None
+        else:
+            event._defused = True
+            self._ok = False
+            self._value = event._value
+        self.env.schedule(self)
+
+
 def _attempt_with_timeout(
     env: simpy.Environment, body: Generator[Event, Any, O], limit: float
 ) -> Generator[Event, Any, tuple[bool, O | None]]:
     """Run ``body`` in a child process for at most ``limit`` s: (finished, value)."""
     child = env.process(body)
-    timer = env.timeout(limit)
-    yield env.any_of((child, timer))
+    yield Race(env, child, limit)
     if child.triggered:
         return True, child.value
     # Nobody waits for the abandoned attempt any more: a failure in it must not crash the run.
     child.callbacks.append(lambda event: setattr(event, "defused", True))
     return False, None
+
+
+class RetryCall:
+    """The decisions of one call under a retry policy: the state :func:`run_with_retry` drives.
+
+    A caller that runs its attempts itself (the simulator's call path, with no generator of
+    its own for the retry layer) does the same::
+
+        call = RetryCall(env, config, budget, rng)
+        try:
+            while True:
+                limit = call.begin()                 # attempt call.attempts starts
+                outcome = yield from attempt()       # cut at ``limit`` s if not None
+                sleep = call.end(outcome)            # or call.end(None, finished=False)
+                if sleep:
+                    yield env.timeout(sleep)
+                if call.over:
+                    break
+        finally:
+            call.close()
+        outcome = call.outcome
+
+    Args: as :func:`run_with_retry`.
+
+    Attributes:
+        attempts: attempts begun so far.
+        over: whether the call has ended (after the sleep ``end`` returned, if any).
+        outcome: the final outcome once ``over``.
+    """
+
+    __slots__ = (
+        "_budget",
+        "_config",
+        "_deadline",
+        "_deadline_outcome",
+        "_env",
+        "_holding_retry",
+        "_in_attempt",
+        "_is_retryable",
+        "_is_success",
+        "_is_timeout",
+        "_last_cost",
+        "_last_failure",
+        "_metrics",
+        "_on_event",
+        "_rng",
+        "_state",
+        "_timeout_outcome",
+        "attempts",
+        "outcome",
+        "over",
+    )
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        config: RetryConfig,
+        budget: RetryBudget | None = None,
+        rng: RandomSource | None = None,
+        *,
+        is_success: Callable[[Any], bool] = default_is_success,
+        is_retryable: Callable[[Any], bool] | None = None,
+        is_timeout: Callable[[Any], bool] = default_is_timeout,
+        timeout_outcome: object = "timeout",
+        deadline_outcome: object = "deadline_exceeded",
+        on_event: EventSink | None = None,
+        metrics: RetryMetrics | None = None,
+    ) -> None:
+        self._env = env
+        self._config = config
+        self._budget = budget if budget is not None else RetryBudget()
+        self._rng = rng
+        self._is_success = is_success
+        self._is_retryable = is_retryable
+        self._is_timeout = is_timeout
+        self._timeout_outcome = timeout_outcome
+        self._deadline_outcome = deadline_outcome
+        self._on_event = on_event
+        self._metrics = metrics
+        self._deadline = None if config.deadline is None else env.now + config.deadline
+        self._state: BackoffState | None = None  # at the first back-off: most calls never retry
+        self._last_cost: float | None = None
+        self._last_failure: object = None
+        self._holding_retry = False
+        self._in_attempt = False
+        self.attempts = 0
+        self.outcome: object = None
+        self.over = False
+
+    def begin(self) -> float | None:
+        """Start the next attempt; its time limit in s (per-try timeout, deadline), or None."""
+        self.attempts += 1
+        limit = self._config.per_try_timeout
+        deadline = self._deadline
+        if deadline is not None:
+            remaining = deadline - self._env.now
+            limit = remaining if limit is None else min(limit, remaining)
+        self._budget.on_attempt_start()
+        self._in_attempt = True
+        return limit
+
+    def _attempt_ended(self) -> None:
+        self._in_attempt = False
+        budget = self._budget
+        budget.on_attempt_end()
+        if self._holding_retry:
+            self._holding_retry = False
+            budget.on_retry_done()
+
+    def close(self) -> None:
+        """Give back what an attempt cut short (by an interrupt) still holds in the budget."""
+        if self._in_attempt:
+            self._attempt_ended()
+        if self._holding_retry:
+            self._holding_retry = False
+            self._budget.on_retry_done()
+
+    def _finish(self, outcome: object) -> None:
+        self.over = True
+        self.outcome = outcome
+        metrics = self._metrics
+        if metrics is None or self._is_success(outcome):
+            return
+        if self.attempts > 1:
+            metrics.failed_calls_with_retry += 1
+        else:
+            metrics.failed_calls_without_retry += 1
+
+    def end(self, outcome: object, finished: bool = True) -> float:
+        """The attempt ended with ``outcome`` (``finished=False``: cut at its limit).
+
+        Returns the seconds to sleep: before the next attempt, or (with ``over`` set) before
+        the call ends at its deadline; 0 for none.
+        """
+        self._attempt_ended()
+        env = self._env
+        n = self.attempts
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.attempts += 1
+        deadline = self._deadline
+        if not finished:
+            if deadline is not None and env.now >= deadline:
+                self._finish(self._deadline_outcome)
+                return 0.0
+            outcome = self._timeout_outcome
+        budget = self._budget
+        name = self._config.name
+        on_event = self._on_event
+        if self._is_success(outcome):
+            budget.on_success(self._last_cost)
+            self.over = True
+            self.outcome = outcome
+            if metrics is not None:
+                if n > 1:
+                    metrics.successful_calls_with_retry += 1
+                else:
+                    metrics.successful_calls_without_retry += 1
+            if n > 1 and on_event is not None:
+                on_event(
+                    "success",
+                    f"Retry '{name}' recorded a successful retry attempt. Number of retry "
+                    f"attempts: '{n - 1}', Last exception was: '{_text(self._last_failure)}'.",
+                )
+            return 0.0
+        self._last_failure = outcome
+        is_retryable = self._is_retryable
+        retry_on = self._config.retry_on
+        if (
+            not (retry_on is None or outcome_label(outcome) in retry_on)
+            if is_retryable is None
+            else not is_retryable(outcome)
+        ):
+            self._finish(outcome)
+            if on_event is not None:
+                on_event(
+                    "ignored_error",
+                    f"Retry '{name}' recorded an error which has been ignored: '{_text(outcome)}'.",
+                )
+            return 0.0
+        budget.on_failure()
+        if n >= self._config.max_attempts:
+            self._finish(outcome)
+            if on_event is not None:
+                on_event(
+                    "error",
+                    f"Retry '{name}' recorded a failed retry attempt. Number of retry "
+                    f"attempts: '{n}'. Giving up. Last exception was: '{_text(outcome)}'.",
+                )
+            return 0.0
+        if deadline is not None and env.now >= deadline:
+            self._finish(outcome)
+            return 0.0
+        timeout = self._is_timeout(outcome)
+        if not budget.can_retry(timeout):
+            budget.exhausted += 1
+            self._finish(outcome)
+            if on_event is not None:
+                on_event("budget_exhausted", budget.exhausted_line)
+            return 0.0
+        if self._state is None:
+            self._state = BackoffState()
+        rng = self._rng
+        sleep = self._config.backoff.delay(n, _no_random if rng is None else rng, self._state)
+        self._last_cost = budget.on_retry(timeout)
+        self._holding_retry = True
+        if metrics is not None:
+            metrics.retries += 1
+        if on_event is not None:
+            on_event(
+                "retry",
+                f"Retry '{name}', waiting {java_duration(sleep)} until attempt '{n}'. "
+                f"Last attempt failed with exception '{_text(outcome)}'.",
+            )
+        if deadline is not None and env.now + sleep >= deadline:
+            self._finish(self._deadline_outcome)
+            return deadline - env.now
+        return sleep
 
 
 def run_with_retry(
@@ -754,120 +1002,35 @@ def run_with_retry(
     Returns:
         The final outcome and the number of attempts made.
     """
-    budget = budget if budget is not None else RetryBudget()
-    if is_retryable is None:
-        retry_on = config.retry_on
-
-        def is_retryable(outcome: O) -> bool:
-            return retry_on is None or outcome_label(outcome) in retry_on
-
-    state = BackoffState()
-    deadline = None if config.deadline is None else env.now + config.deadline
-    last_cost: float | None = None
-    last_failure: object = None
-    holding_retry = False
-    name = config.name
-    n = 0
+    call = RetryCall(
+        env,
+        config,
+        budget,
+        rng,
+        is_success=is_success,
+        is_retryable=is_retryable,
+        is_timeout=is_timeout,
+        timeout_outcome=timeout_outcome,
+        deadline_outcome=deadline_outcome,
+        on_event=on_event,
+        metrics=metrics,
+    )
     try:
         while True:
-            n += 1
-            limit = config.per_try_timeout
-            if deadline is not None:
-                remaining = deadline - env.now
-                limit = remaining if limit is None else min(limit, remaining)
-            budget.on_attempt_start()
-            cut_by_deadline = False
-            try:
-                outcome: O | str
-                if limit is None:
-                    outcome = yield from attempt(n)
-                else:
-                    finished, value = yield from _attempt_with_timeout(env, attempt(n), limit)
-                    if finished:
-                        outcome = value  # type: ignore[assignment]
-                    elif deadline is not None and env.now >= deadline:
-                        cut_by_deadline = True
-                        outcome = deadline_outcome
-                    else:
-                        outcome = timeout_outcome
-            finally:
-                budget.on_attempt_end()
-                if holding_retry:
-                    holding_retry = False
-                    budget.on_retry_done()
-            if metrics is not None:
-                metrics.attempts += 1
-            if cut_by_deadline:
-                _count_failure(metrics, n)
-                return outcome, n
-            checked: Any = outcome
-            if is_success(checked):
-                budget.on_success(last_cost)
-                if metrics is not None:
-                    if n > 1:
-                        metrics.successful_calls_with_retry += 1
-                    else:
-                        metrics.successful_calls_without_retry += 1
-                if n > 1 and on_event is not None:
-                    on_event(
-                        "success",
-                        f"Retry '{name}' recorded a successful retry attempt. Number of retry "
-                        f"attempts: '{n - 1}', Last exception was: '{_text(last_failure)}'.",
-                    )
-                return outcome, n
-            last_failure = outcome
-            if not is_retryable(checked):
-                _count_failure(metrics, n)
-                if on_event is not None:
-                    on_event(
-                        "ignored_error",
-                        f"Retry '{name}' recorded an error which has been ignored: "
-                        f"'{_text(outcome)}'.",
-                    )
-                return outcome, n
-            budget.on_failure()
-            if n >= config.max_attempts:
-                _count_failure(metrics, n)
-                if on_event is not None:
-                    on_event(
-                        "error",
-                        f"Retry '{name}' recorded a failed retry attempt. Number of retry "
-                        f"attempts: '{n}'. Giving up. Last exception was: '{_text(outcome)}'.",
-                    )
-                return outcome, n
-            if deadline is not None and env.now >= deadline:
-                _count_failure(metrics, n)
-                return outcome, n
-            timeout = is_timeout(checked)
-            if not budget.can_retry(timeout):
-                budget.exhausted += 1
-                _count_failure(metrics, n)
-                if on_event is not None:
-                    on_event("budget_exhausted", budget.exhausted_line)
-                return outcome, n
-            if rng is None:
-                sleep = config.backoff.delay(n, _no_random, state)
+            limit = call.begin()
+            if limit is None:
+                sleep = call.end((yield from attempt(call.attempts)))
             else:
-                sleep = config.backoff.delay(n, rng, state)
-            last_cost = budget.on_retry(timeout)
-            holding_retry = True
-            if metrics is not None:
-                metrics.retries += 1
-            if on_event is not None:
-                on_event(
-                    "retry",
-                    f"Retry '{name}', waiting {java_duration(sleep)} until attempt '{n}'. "
-                    f"Last attempt failed with exception '{_text(outcome)}'.",
+                finished, value = yield from _attempt_with_timeout(
+                    env, attempt(call.attempts), limit
                 )
-            if deadline is not None and env.now + sleep >= deadline:
-                yield env.timeout(deadline - env.now)
-                _count_failure(metrics, n)
-                return deadline_outcome, n
+                sleep = call.end(value, finished)
             if sleep > 0:
                 yield env.timeout(sleep)
+            if call.over:
+                return cast(O, call.outcome), call.attempts
     finally:
-        if holding_retry:
-            budget.on_retry_done()
+        call.close()
 
 
 def _no_random() -> float:
@@ -876,12 +1039,3 @@ def _no_random() -> float:
 
 def _text(outcome: object) -> str:
     return str(outcome_label(outcome))
-
-
-def _count_failure(metrics: RetryMetrics | None, attempts: int) -> None:
-    if metrics is None:
-        return
-    if attempts > 1:
-        metrics.failed_calls_with_retry += 1
-    else:
-        metrics.failed_calls_without_retry += 1

@@ -68,7 +68,7 @@ from patterns.backpressure import (
     WaitQueue,
 )
 from patterns.backpressure import QueueConfig as WaitQueueConfig
-from patterns.retry import run_with_retry
+from patterns.retry import Race, RetryCall, RetryConfig
 from patterns.supervisor import CrashLoopBackOff, should_restart
 from sim.kernel import KILL_EXIT_CODE, TERM_EXIT_CODE, AllocationFailed, Cgroup, Host, Process
 from sim.memory import allocate, grow, settle
@@ -477,11 +477,19 @@ class Instance:
     # ------------------------------------------------------------------ serving
 
     def serve(self, request: Request) -> HopResult:
-        """Serve one request here; return its outcome (the server-side view of the hop)."""
+        """Serve one request here; return its outcome (the server-side view of the hop).
+
+        A plain function handing back the generator that serves, so that the caller's
+        ``yield from`` drives it with no extra generator level.
+        """
+        if self.service.admission is not None:
+            return self._serve_admitted(request)
+        return self._serve_plain(request)
+
+    def _serve_plain(self, request: Request) -> HopResult:
+        """:meth:`serve` without an admission chain: the worker pool and its FIFO queue."""
         env = self.env
         service = self.service
-        if service.admission is not None:
-            return (yield from self._serve_admitted(request))
         stats = service.stats
         t0 = env.now
         proc = env.active_process
@@ -825,7 +833,7 @@ class Edge:
             else:
                 hop = request.within(t0 + self.timeout) if self.propagate else request
                 child = env.process(self._deliver(hop))
-                yield env.any_of((child, env.timeout(self.timeout)))
+                yield Race(env, child, self.timeout)
                 if hop is not request:
                     request.merge(hop)
                 if child.triggered:
@@ -840,6 +848,42 @@ class Edge:
         now = env.now
         self.stats.record(now, outcome, now - t0)
         return outcome
+
+    def call_and_walk_away(
+        self, request: Request, end: Callable[[Request, Outcome], None]
+    ) -> Generator[simpy.Event, Any, None]:
+        """The users' call under their timeout: ``end`` hears what the user sees, once.
+
+        A late answer is a ``timeout`` the moment the timer fires; the entry's work goes on in
+        this same process, which nobody waits for any more. :meth:`call` does the same with a
+        child process and a race, which a caller that must go on after the timeout needs.
+        """
+        env = self.env
+        t0 = env.now
+        timeout = cast(float, self.timeout)
+        hop = request.within(t0 + timeout) if self.propagate else request
+        stats = self.stats
+        answered = False
+
+        def give_up(_: simpy.Event) -> None:
+            if not answered:
+                if hop is not request:
+                    request.merge(hop)
+                request.origin = (self.name, TIMEOUT)
+                stats.record(env.now, TIMEOUT, timeout)
+                end(request, TIMEOUT)
+
+        timer = env.timeout(timeout)
+        cast(list[Callable[[simpy.Event], None]], timer.callbacks).append(give_up)
+        outcome = yield from self._deliver(hop)
+        if timer.processed:
+            return  # the user left at the timeout
+        answered = True
+        if hop is not request:
+            request.merge(hop)
+        now = env.now
+        stats.record(now, outcome, now - t0)
+        end(request, outcome)
 
     def _deliver(self, request: Request) -> HopResult:
         """The request's way to the callee: network faults, the load balancer, the server."""
@@ -980,7 +1024,7 @@ class PolicyEdge(Edge):
                 timeout = cast(float, self.timeout)
                 hop = request.within(env.now + timeout) if self.propagate else request
                 child = env.process(self._chain(i + 1, hop, state))
-                yield env.any_of((child, env.timeout(timeout)))
+                yield Race(env, child, timeout)
                 if hop is not request:
                     request.merge(hop)
                 if child.triggered:
@@ -1023,23 +1067,43 @@ class PolicyEdge(Edge):
         return outcome
 
     def _retry(self, inner: int, request: Request, state: ClientState) -> HopResult:
-        """The retry layer around layers ``inner``.. of the chain."""
+        """The retry layer around layers ``inner``.. of the chain (:class:`RetryCall` decides)."""
         policies = cast(CallPolicies, self.policies)
         budget = state.budget
         exhausted = 0 if budget is None else budget.exhausted
-        final, _ = yield from run_with_retry(
-            self.env,
-            lambda _n: self._attempt(inner, request, state),
-            cast(Any, policies.retry),
+        retry = cast(RetryConfig, policies.retry)
+        env = self.env
+        call = RetryCall(
+            env,
+            retry,
             budget,
             policies.rng,
             timeout_outcome=TIMEOUT,
             deadline_outcome=DEADLINE_EXCEEDED,
             metrics=policies.metrics,
         )
+        below_per_try = self.propagate and retry.per_try_timeout is not None
+        try:
+            while True:
+                limit = call.begin()
+                if limit is None:
+                    sleep = call.end((yield from self._chain(inner, request, state)))
+                else:
+                    hop = request.within(env.now + limit) if below_per_try else request
+                    child = env.process(self._chain(inner, hop, state))
+                    yield Race(env, child, limit)
+                    if hop is not request:
+                        request.merge(hop)
+                    sleep = call.end(child.value if child.triggered else None, child.triggered)
+                if sleep > 0:
+                    yield env.timeout(sleep)
+                if call.over:
+                    break
+        finally:
+            call.close()
         if budget is not None:
             policies.budget_exhausted += budget.exhausted - exhausted
-        outcome = cast(Outcome, final)
+        outcome = cast(Outcome, call.outcome)
         if outcome is TIMEOUT and request.origin is None:
             request.origin = (self.name, TIMEOUT)
         return outcome
@@ -1055,18 +1119,6 @@ class PolicyEdge(Edge):
                 self._bulkhead_rejected(request, state)
                 return BULKHEAD_FULL
             return (yield from self._chain(inner, request, state))
-
-    def _attempt(self, index: int, request: Request, state: ClientState) -> HopResult:
-        """One retry attempt: below a per-try timeout its hops see that deadline."""
-        policies = cast(CallPolicies, self.policies)
-        per_try = cast(Any, policies.retry).per_try_timeout
-        if not self.propagate or per_try is None:
-            return (yield from self._chain(index, request, state))
-        hop = request.within(self.env.now + per_try)
-        try:
-            return (yield from self._chain(index, hop, state))
-        finally:
-            request.merge(hop)
 
     def _bulkhead_rejected(self, request: Request, state: ClientState) -> None:
         request.origin = (self.name, BULKHEAD_FULL)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from sim import scenario as sc
-from sim.request import DEGRADED, Request
+from sim.request import DEGRADED, Outcome, Request
 from sim.streams import batched, stream
 
 if TYPE_CHECKING:
@@ -131,7 +131,15 @@ class Workload:
         self.env.process(self._request(request))
 
     def _request(self, request: Request) -> Generator[simpy.Event, Any, None]:
-        outcome = yield from self.edge.call(request)
+        edge = self.edge
+        if edge.timeout is not None and edge.policies is None:
+            yield from edge.call_and_walk_away(request, self._end)
+        else:
+            outcome = yield from edge.call(request)
+            self._end(request, outcome)
+
+    def _end(self, request: Request, outcome: Outcome) -> None:
+        """The user's view of ``request`` is ``outcome``: it leaves the system."""
         self.stats.change(self.env.now, -1)
         if outcome > DEGRADED or (outcome == DEGRADED and request.origin is not None):
             where, why = request.origin or (self.config.entry, outcome)

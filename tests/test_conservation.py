@@ -17,6 +17,7 @@ everything to drain. Then:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -196,15 +197,21 @@ def test_conservation_holds_mid_run(data: dict[str, Any], seed: int, cut: float)
 
 
 def _count_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Count every call started on each edge, by wrapping ``Edge.call``."""
+    """Count every call started on each edge, by wrapping ``Edge.call`` (and the users' call)."""
     started: Counter[str] = Counter()
     call = Edge.call
+    walk_away = Edge.call_and_walk_away
 
     def counting_call(self: Edge, request: Request, caller: Instance | None = None) -> HopResult:
         started[self.name] += 1
         return (yield from call(self, request, caller))
 
+    def counting_walk_away(self: Edge, request: Request, end: Any) -> Generator[Any, Any, None]:
+        started[self.name] += 1
+        yield from walk_away(self, request, end)
+
     monkeypatch.setattr(Edge, "call", counting_call)
+    monkeypatch.setattr(Edge, "call_and_walk_away", counting_walk_away)
     return started
 
 
