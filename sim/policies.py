@@ -20,7 +20,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from patterns.backpressure import RateLimiter, RateLimiterConfig
-from patterns.bulkhead import BulkheadConfig, SemaphoreBulkhead
+from patterns.bulkhead import (
+    BulkheadConfig,
+    SemaphoreBulkhead,
+    ThreadPoolBulkhead,
+    ThreadPoolBulkheadConfig,
+)
 from patterns.circuit_breaker import CircuitBreaker, CircuitBreakerConfig, SlidingWindowType, State
 from patterns.retry import (
     AwsRetryQuota,
@@ -134,6 +139,7 @@ class CallPolicies:
             restarts: observability, not behaviour).
         budget_exhausted: retries refused by a budget, over the run.
         fallbacks: failed calls answered by the fallback, over the run.
+        bulkhead_rejected: calls the bulkhead refused, over the run.
     """
 
     __slots__ = (
@@ -141,6 +147,8 @@ class CallPolicies:
         "budget",
         "budget_exhausted",
         "bulkhead",
+        "bulkhead_rejected",
+        "bulkhead_waits",
         "fallbacks",
         "layers",
         "metrics",
@@ -166,14 +174,27 @@ class CallPolicies:
             self.budget = budget_factory(call.retry.budget)
         cb = call.circuit_breaker
         self.breaker = breaker_config(cb) if cb is not None and cb.enabled else None
-        self.bulkhead = (
-            None
-            if call.bulkhead is None
-            else BulkheadConfig(
-                max_concurrent_calls=call.bulkhead.max_concurrent_calls,
-                max_wait_duration=call.bulkhead.max_wait_duration,
+        spec = call.bulkhead
+        self.bulkhead: BulkheadConfig | ThreadPoolBulkheadConfig | None
+        if spec is None:
+            self.bulkhead = None
+        elif isinstance(spec, sc.ThreadPoolBulkheadSpec):
+            self.bulkhead = ThreadPoolBulkheadConfig(
+                cpus=spec.cpus,
+                core_thread_pool_size=spec.core_thread_pool_size,
+                max_thread_pool_size=spec.max_thread_pool_size,
+                queue_capacity=spec.queue_capacity,
+                keep_alive_duration=spec.keep_alive_duration,
             )
+        else:
+            self.bulkhead = BulkheadConfig(
+                max_concurrent_calls=spec.max_concurrent_calls,
+                max_wait_duration=spec.max_wait_duration,
+            )
+        self.bulkhead_waits = isinstance(self.bulkhead, ThreadPoolBulkheadConfig) or (
+            self.bulkhead is not None and self.bulkhead.max_wait_duration > 0
         )
+        """Whether a call may wait for the bulkhead (a thread pool's queue, a semaphore's wait)."""
         rl = call.rate_limiter
         self.rate_limiter = (
             None
@@ -197,6 +218,7 @@ class CallPolicies:
         self.metrics = RetryMetrics()
         self.budget_exhausted = 0
         self.fallbacks = 0
+        self.bulkhead_rejected = 0
 
     @staticmethod
     def wanted(call: sc.Call) -> bool:
@@ -233,9 +255,14 @@ class ClientState:
             if policies.breaker is None
             else CircuitBreaker(env, name, policies.breaker, on_breaker_event)
         )
-        self.bulkhead = (
-            None if policies.bulkhead is None else SemaphoreBulkhead(env, name, policies.bulkhead)
-        )
+        bulkhead = policies.bulkhead
+        self.bulkhead: SemaphoreBulkhead | ThreadPoolBulkhead | None
+        if bulkhead is None:
+            self.bulkhead = None
+        elif isinstance(bulkhead, ThreadPoolBulkheadConfig):
+            self.bulkhead = ThreadPoolBulkhead(env, name, bulkhead)
+        else:
+            self.bulkhead = SemaphoreBulkhead(env, name, bulkhead)
         self.budget = None if policies.budget is None else policies.budget()
         self.rate_limiter = (
             None

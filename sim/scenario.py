@@ -27,7 +27,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -484,6 +486,8 @@ class Admission(Model):
 
 _R4J_CB = cb_pattern.CircuitBreakerConfig()
 _R4J_BULKHEAD = bulkhead_pattern.BulkheadConfig()
+_R4J_THREAD_POOL = bulkhead_pattern.ThreadPoolBulkheadConfig()
+_ENVOY_OUTLIER = cb_pattern.OutlierDetectionConfig()
 _EXPONENTIAL = retry_pattern.ExponentialBackoff()
 _GRPC_BACKOFF = retry_pattern.GrpcBackoff()
 _ENVOY_BACKOFF = retry_pattern.EnvoyBackoff()
@@ -674,8 +678,50 @@ class CircuitBreakerSpec(Model):
 class BulkheadSpec(Model):
     """resilience4j semaphore ``BulkheadConfig``: 25 concurrent calls, no wait (its defaults)."""
 
+    kind: Literal["semaphore"] = "semaphore"
     max_concurrent_calls: Annotated[int, Field(ge=0)] = _R4J_BULKHEAD.max_concurrent_calls
     max_wait_duration: Duration = _R4J_BULKHEAD.max_wait_duration
+
+
+class ThreadPoolBulkheadSpec(Model):
+    """resilience4j ``ThreadPoolBulkheadConfig`` (``ThreadPoolExecutor`` + bounded queue).
+
+    Defaults are resilience4j's for the calling JVM's ``cpus`` (1 unless given): core threads
+    ``cpus - 1`` (at least 1), max threads ``cpus``, queue 100, keep-alive 20 ms. A call that
+    the caller's timeout abandons keeps its thread until the callee answers, as a pool thread
+    does in production.
+    """
+
+    kind: Literal["thread_pool"]
+    cpus: Annotated[int, Field(ge=1)] = _R4J_THREAD_POOL.cpus
+    core_thread_pool_size: Annotated[int, Field(ge=1)] | None = None
+    max_thread_pool_size: Annotated[int, Field(ge=1)] | None = None
+    queue_capacity: Annotated[int, Field(ge=1)] = _R4J_THREAD_POOL.queue_capacity
+    keep_alive_duration: Duration = _R4J_THREAD_POOL.keep_alive_duration
+
+    @model_validator(mode="after")
+    def _sizes(self) -> ThreadPoolBulkheadSpec:
+        bulkhead_pattern.ThreadPoolBulkheadConfig(
+            cpus=self.cpus,
+            core_thread_pool_size=self.core_thread_pool_size,
+            max_thread_pool_size=self.max_thread_pool_size,
+            queue_capacity=self.queue_capacity,
+            keep_alive_duration=self.keep_alive_duration,
+        )  # raises ValueError with resilience4j's message
+        return self
+
+
+def _bulkhead_kind(value: Any) -> str:
+    kind = value.get("kind", "semaphore") if isinstance(value, dict) else value.kind
+    return str(kind)
+
+
+AnyBulkheadSpec = Annotated[
+    Annotated[BulkheadSpec, Tag("semaphore")]
+    | Annotated[ThreadPoolBulkheadSpec, Tag("thread_pool")],
+    Discriminator(_bulkhead_kind),
+]
+"""A semaphore bulkhead (``kind: semaphore``, the default) or a thread-pool one."""
 
 
 class FallbackSpec(Model):
@@ -725,7 +771,7 @@ class Call(Model):
     retry: RetrySpec | None = None
     circuit_breaker: CircuitBreakerSpec | None = None
     rate_limiter: Resilience4jRateLimiterSpec | None = None
-    bulkhead: BulkheadSpec | None = None
+    bulkhead: AnyBulkheadSpec | None = None
     fallback: FallbackSpec | None = None
     order: list[PolicyLayer] | None = None
 
@@ -743,6 +789,73 @@ class Call(Model):
                 " (rate_limiter may be left out)"
             )
         return value
+
+
+class OutlierDetectionSpec(Model):
+    """Envoy ``OutlierDetection`` on the service's cluster: passive per-instance ejection.
+
+    Defaults are Envoy's (``outlier_detection_impl.h``): 5 consecutive 5xx eject an instance
+    for ``base_ejection_time`` (30 s) x its ejection count, at most ``max_ejection_time``
+    (300 s), while fewer than ``max_ejection_percent`` (10 %) of the instances are ejected; a
+    sweep every ``interval`` (10 s) brings instances back. The success-rate detector runs with
+    Envoy's defaults too (it needs 5 instances with 100 requests per interval). A 5xx is a hop
+    that ends ``error``, ``reset``, ``shed``, ``unavailable``, ``deadline_exceeded`` or
+    ``dependency``; ``rate_limited`` is a 429 and does not count.
+    """
+
+    consecutive_5xx: Annotated[int, Field(ge=1)] = _ENVOY_OUTLIER.consecutive_5xx
+    interval: PositiveDuration = _ENVOY_OUTLIER.interval
+    base_ejection_time: PositiveDuration = _ENVOY_OUTLIER.base_ejection_time
+    max_ejection_time: PositiveDuration = _ENVOY_OUTLIER.max_ejection_time
+    max_ejection_percent: Annotated[float, Field(ge=0, le=100)] = (
+        _ENVOY_OUTLIER.max_ejection_percent
+    )
+    enforcing_consecutive_5xx: Annotated[float, Field(ge=0, le=100)] = (
+        _ENVOY_OUTLIER.enforcing_consecutive_5xx
+    )
+    enforcing_success_rate: Annotated[float, Field(ge=0, le=100)] = (
+        _ENVOY_OUTLIER.enforcing_success_rate
+    )
+    success_rate_minimum_hosts: Annotated[int, Field(ge=1)] = (
+        _ENVOY_OUTLIER.success_rate_minimum_hosts
+    )
+    success_rate_request_volume: Annotated[int, Field(ge=1)] = (
+        _ENVOY_OUTLIER.success_rate_request_volume
+    )
+    success_rate_stdev_factor: Annotated[int, Field(ge=0)] = (
+        _ENVOY_OUTLIER.success_rate_stdev_factor
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OutlierDetectionSpec:
+        if self.max_ejection_time < self.base_ejection_time:
+            raise ValueError("max_ejection_time cannot be smaller than base_ejection_time")
+        return self
+
+
+class BrownoutSpec(Model):
+    """Brownout: an instance stops making its optional calls while it is under pressure.
+
+    Every ``period`` the instance looks at its last period: it browns out when the p99 of its
+    hops exceeded ``latency_p99``, or its memory (the cgroup's usage over ``memory.max``, or over
+    the host's RAM without a limit) exceeded ``memory``; it comes back once both are below
+    ``recover`` times their thresholds (hysteresis; 0.8 is this model's choice, no standard
+    exists). Optional calls skipped in a brownout make
+    the request ``degraded``. At least one threshold is required. The shape follows Klein et
+    al., "Brownout: building more robust cloud applications" (ICSE 2014), with a threshold
+    rule in place of their controller.
+    """
+
+    latency_p99: PositiveDuration | None = None
+    memory: Annotated[Fraction, Field(gt=0)] | None = None
+    recover: Annotated[Fraction, Field(gt=0)] = 0.8
+    period: PositiveDuration = 1.0
+
+    @model_validator(mode="after")
+    def _threshold(self) -> BrownoutSpec:
+        if self.latency_p99 is None and self.memory is None:
+            raise ValueError("a brownout needs latency_p99 or memory (or both)")
+        return self
 
 
 class StartupConfig(Model):
@@ -772,7 +885,9 @@ class Service(Model):
     """A service: replicas of one container, its worker pool, admission and calls.
 
     ``workers`` defaults to 200, Apache Tomcat's ``maxThreads`` default.
-    ``load_balancer`` defaults to ``round_robin``, Envoy's default ``lb_policy``.
+    ``load_balancer`` defaults to ``round_robin``, Envoy's default ``lb_policy``;
+    ``outlier_detection`` (Envoy's, off by default) takes failing instances out of it.
+    ``brownout`` (off by default) drops the optional calls of an instance under pressure.
     """
 
     replicas: Annotated[int, Field(ge=1)] = 1
@@ -786,6 +901,8 @@ class Service(Model):
     priority: int = 0
     admission: Admission = Admission()
     load_balancer: Literal["round_robin", "least_outstanding", "random"] = "round_robin"
+    outlier_detection: OutlierDetectionSpec | None = None
+    brownout: BrownoutSpec | None = None
     call_mode: Literal["sequential", "parallel"] = "sequential"
     calls: list[Call] = []
     startup: StartupConfig = StartupConfig()
@@ -1566,7 +1683,7 @@ def _message(error: Mapping[str, Any]) -> str:
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         ctx = error.get("ctx", {})
         expected = ctx.get("expected_tags", "")
-        tag = ctx.get("discriminator", "").strip("'")
+        tag = _discriminator(ctx)
         if kind == "union_tag_not_found":
             return f"field {tag!r} required (one of {expected})"
         return f"unknown {tag} {ctx.get('tag')!r} (expected one of {expected})"
@@ -1574,6 +1691,12 @@ def _message(error: Mapping[str, Any]) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     return message
+
+
+def _discriminator(ctx: Mapping[str, Any]) -> str:
+    """The field a tagged union is told apart by (``kind`` where a function picks the tag)."""
+    name = str(ctx.get("discriminator", "")).strip("'")
+    return "kind" if name.endswith("()") else name
 
 
 def _validate(
@@ -1590,7 +1713,7 @@ def _validate(
             at_key = error["type"] == "extra_forbidden"
             loc = tuple(error["loc"])
             if error["type"] == "union_tag_invalid":
-                loc = (*loc, str(error["ctx"]["discriminator"]).strip("'"))
+                loc = (*loc, _discriminator(error["ctx"]))
             absent_leaf = error["type"] == "missing"
             path, mark = _locate(loc, data, marks, at_key, absent_leaf)
             line, col = mark if (mark and marks) else (None, None)

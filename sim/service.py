@@ -68,6 +68,9 @@ from patterns.backpressure import (
     WaitQueue,
 )
 from patterns.backpressure import QueueConfig as WaitQueueConfig
+from patterns.bulkhead import SemaphoreBulkhead, ThreadPoolBulkhead
+from patterns.circuit_breaker import OutlierDetector
+from patterns.degradation import Brownout, BrownoutConfig
 from patterns.retry import Race, RetryCall, RetryConfig
 from patterns.supervisor import CrashLoopBackOff, should_restart
 from sim.kernel import KILL_EXIT_CODE, TERM_EXIT_CODE, AllocationFailed, Cgroup, Host, Process
@@ -719,20 +722,43 @@ class Instance:
         return len(self.queue)
 
 
+FIVE_XX = frozenset({ERROR, RESET, SHED, UNAVAILABLE, DEADLINE_EXCEEDED, DEPENDENCY, TIMEOUT})
+"""Hop outcomes an Envoy outlier detector counts as 5xx (``rate_limited`` is a 429)."""
+
+PANIC_THRESHOLD = 50.0
+"""Envoy's ``healthy_panic_threshold`` default (%): below it, balance over every instance."""
+
+
 class LoadBalancer:
     """Spreads requests over a service's ready instances.
 
     ``round_robin`` (Envoy's default), ``least_outstanding`` (fewest requests inside; ties go to
     the next in round-robin order) or ``random`` (kube-proxy's iptables mode picks at random).
+    With ``outliers`` (Envoy outlier detection) ejected instances are skipped, unless fewer
+    than :data:`PANIC_THRESHOLD` percent are left, when Envoy's panic mode uses them all.
     """
 
-    __slots__ = ("_next", "policy", "ready", "rng")
+    __slots__ = ("_next", "outliers", "policy", "ready", "rng")
 
-    def __init__(self, policy: str, rng: Callable[[], float]) -> None:
+    def __init__(
+        self, policy: str, rng: Callable[[], float], outliers: OutlierDetector | None = None
+    ) -> None:
         self.policy = policy
         self.ready: list[Instance] = []
         self.rng = rng
         self._next = 0
+        self.outliers = outliers
+
+    def observe(self, instance: Instance, outcome: Outcome) -> None:
+        """Tell the outlier detector how a hop to ``instance`` ended."""
+        detector = cast(OutlierDetector, self.outliers)
+        detector.add_host(instance.name)
+        detector.record(instance.name, outcome not in FIVE_XX)
+
+    def _healthy(self, ready: list[Instance]) -> list[Instance]:
+        detector = cast(OutlierDetector, self.outliers)
+        healthy = [i for i in ready if not detector.is_ejected(i.name)]
+        return healthy if 100 * len(healthy) >= PANIC_THRESHOLD * len(ready) else ready
 
     def add(self, instance: Instance) -> None:
         """Put a ready instance in rotation (kept in replica order)."""
@@ -747,7 +773,7 @@ class LoadBalancer:
 
     def pick(self) -> Instance | None:
         """The instance for the next request, or ``None`` when none is ready."""
-        ready = self.ready
+        ready = self.ready if self.outliers is None else self._healthy(self.ready)
         n = len(ready)
         if n == 0:
             return None
@@ -902,11 +928,16 @@ class Edge:
             if fault.error_rate and self.rng() < fault.error_rate:
                 request.origin = (self.name, ERROR)
                 return ERROR
-        instance = self.callee.balancer.pick()
+        balancer = self.callee.balancer
+        instance = balancer.pick()
         if instance is None:
             request.origin = (self.callee.name, UNAVAILABLE)
             return UNAVAILABLE
-        return (yield from instance.serve(request))
+        if balancer.outliers is None:
+            return (yield from instance.serve(request))
+        outcome = yield from instance.serve(request)
+        balancer.observe(instance, outcome)
+        return outcome
 
 
 class PolicyEdge(Edge):
@@ -1007,10 +1038,10 @@ class PolicyEdge(Edge):
                     continue
                 if layer == BULKHEAD:
                     bulkhead = state.bulkhead
-                    assert bulkhead is not None
-                    if bulkhead._max_wait > 0:
+                    if policies.bulkhead_waits:
                         outcome = yield from self._bulkhead_wait(i + 1, request, state)
                         break
+                    assert isinstance(bulkhead, SemaphoreBulkhead)
                     if not bulkhead.try_acquire_permission():
                         self._bulkhead_rejected(request, state)
                         outcome = BULKHEAD_FULL
@@ -1040,7 +1071,7 @@ class PolicyEdge(Edge):
                 layer = layers[j]
                 if layer == BULKHEAD:
                     bulkhead = state.bulkhead
-                    if bulkhead is not None:
+                    if isinstance(bulkhead, SemaphoreBulkhead):
                         bulkhead.on_complete()
                 elif layer == CIRCUIT_BREAKER and interrupted:
                     breaker = state.breaker
@@ -1051,7 +1082,7 @@ class PolicyEdge(Edge):
             layer = layers[j]
             if layer == BULKHEAD:
                 bulkhead = state.bulkhead
-                if bulkhead is not None:
+                if isinstance(bulkhead, SemaphoreBulkhead):
                     bulkhead.on_complete()
             elif layer == CIRCUIT_BREAKER:
                 breaker = state.breaker
@@ -1109,10 +1140,17 @@ class PolicyEdge(Edge):
         return outcome
 
     def _bulkhead_wait(self, inner: int, request: Request, state: ClientState) -> HopResult:
-        """A bulkhead that may wait for a permit (``max_wait_duration`` > 0) around the rest."""
+        """A bulkhead that may make the call wait around the rest of the chain.
+
+        A semaphore with ``max_wait_duration`` > 0 (waiting for a permit), or a thread pool (a
+        submitted call waits in its queue for a thread).
+        """
         bulkhead = state.bulkhead
         assert bulkhead is not None
-        with bulkhead.request() as permit:
+        permit = (
+            bulkhead.submit() if isinstance(bulkhead, ThreadPoolBulkhead) else bulkhead.request()
+        )
+        with permit:
             if not permit.triggered:
                 yield permit
             if not permit.granted:
@@ -1122,6 +1160,7 @@ class PolicyEdge(Edge):
 
     def _bulkhead_rejected(self, request: Request, state: ClientState) -> None:
         request.origin = (self.name, BULKHEAD_FULL)
+        cast(CallPolicies, self.policies).bulkhead_rejected += 1
         recorder = self.recorder
         if recorder is not None:
             owner = state.owner
@@ -1166,6 +1205,11 @@ class Service:
         self.perturbation: Perturbation | None = None
         self.admission: AdmissionPlan | None = None
         """The admission chain beyond a plain bounded FIFO (set by the World), or None."""
+        spec = config.brownout
+        self.brownout = None if spec is None else Brownout(BrownoutConfig(**spec.model_dump()))
+        """The brownout switch (the World flips it), or None."""
+        self.optional_skipped = 0
+        """Optional calls skipped in a brownout, over the run."""
 
     def call_downstream(self, request: Request, caller: Instance | None = None) -> HopResult:
         """Make this service's calls for ``request``; ``ok``, ``degraded`` or ``dependency``.
@@ -1182,6 +1226,15 @@ class Service:
         env = self.env
         deadline = request.deadline  # the callers gave up after it: do not call on their behalf
         degraded = False
+        brownout = self.brownout
+        if brownout is not None and brownout.active:
+            kept = [edge for edge in chosen if not edge.optional]
+            if len(kept) < len(chosen):
+                self.optional_skipped += len(chosen) - len(kept)
+                degraded = True
+                chosen = kept
+                if not chosen:
+                    return DEGRADED
         if self.parallel and len(chosen) > 1:
             if deadline <= env.now:
                 request.origin = (self.name, DEADLINE_EXCEEDED)

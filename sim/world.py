@@ -14,12 +14,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import simpy
 from simpy.events import Event
 
+from patterns.circuit_breaker import OutlierDetectionConfig, OutlierDetector
+from patterns.degradation import Brownout
 from patterns.earlyoom import Earlyoom, EarlyoomConfig
 from patterns.eviction import ContainerUsage, EvictionConfig, EvictionManager, PodView, Threshold
 from patterns.oom_killer import (
@@ -34,7 +36,7 @@ from sim.faults import Faults
 from sim.kernel import KILL_EXIT_CODE, PSI_PERIOD, Cgroup, Host, Process, Sysctls
 from sim.memory import allocate, grow
 from sim.policies import BREAKER_GAUGE, CallPolicies
-from sim.recorder import CLIENT, Recorder, RunResult
+from sim.recorder import CLIENT, Recorder, RunResult, percentile
 from sim.service import (
     AdmissionPlan,
     Edge,
@@ -109,6 +111,7 @@ class World:
         ]
         """Edges with client-side policies, with their calling service (for the gauges)."""
         self._policy_counts: dict[str, tuple[int, ...]] = {}
+        self._skipped: dict[str, int] = {}
         self._admitted = [s for s in self.services.values() if s.admission is not None]
         """Services with an admission chain (for their counters)."""
         self._admission_counts: dict[str, tuple[int, ...]] = {}
@@ -172,7 +175,9 @@ class World:
             self.recorder,
             sample=service_time_sampler(config.service_time, stream(seed, f"service_time/{name}")),
             balancer=LoadBalancer(
-                config.load_balancer, uniform_source(stream(seed, f"balancer/{name}"))
+                config.load_balancer,
+                uniform_source(stream(seed, f"balancer/{name}")),
+                self._outlier_detector(name, config.outlier_detection),
             ),
             fault_rng=uniform_source(stream(seed, f"errors/{name}")),
             call_rng=uniform_source(stream(seed, f"calls/{name}")),
@@ -184,6 +189,25 @@ class World:
                 stream(seed, f"admission/{name}"),
             )
         return service
+
+    def _outlier_detector(
+        self, name: str, spec: sc.OutlierDetectionSpec | None
+    ) -> OutlierDetector | None:
+        """Envoy outlier detection on the cluster of service ``name`` (its event lines logged)."""
+        if spec is None:
+            return None
+        recorder = self.recorder
+        env = self.env
+
+        def log(kind: str, line: str) -> None:
+            recorder.event(env.now, "", name, kind, f"outlier_detection: {line}")
+
+        return OutlierDetector(
+            env,
+            OutlierDetectionConfig(**spec.model_dump()),
+            log,
+            rng=stream(self.seed, f"outliers/{name}"),
+        )
 
     def _edge(
         self,
@@ -487,6 +511,13 @@ class World:
             self._policy_counters(index, edge)
         for service in self._admitted:
             self._admission_counters(index, service)
+        for name, service in self.services.items():
+            if service.brownout is not None:
+                skipped = service.optional_skipped
+                self.recorder.gauge(
+                    index, name, "optional_skipped", skipped - self._skipped.get(name, 0)
+                )
+                self._skipped[name] = skipped
 
     def _admission_counters(self, index: int, service: Service) -> None:
         """Per-bin counts of a service's admission chain: refusals, sheds, drops."""
@@ -508,11 +539,20 @@ class World:
         policies = edge.policies
         assert policies is not None
         metrics = policies.metrics
-        now = (metrics.attempts, metrics.retries, policies.budget_exhausted, policies.fallbacks)
-        before = self._policy_counts.get(edge.name, (0, 0, 0, 0))
+        now = (
+            metrics.attempts,
+            metrics.retries,
+            policies.budget_exhausted,
+            policies.fallbacks,
+            policies.bulkhead_rejected,
+        )
+        before = self._policy_counts.get(edge.name, (0, 0, 0, 0, 0))
         self._policy_counts[edge.name] = now
         for metric, value, last in zip(
-            ("attempts", "retries", "retry_budget_exhausted", "fallbacks"), now, before, strict=True
+            ("attempts", "retries", "retry_budget_exhausted", "fallbacks", "bulkhead_rejected"),
+            now,
+            before,
+            strict=True,
         ):
             self.recorder.gauge(index, edge.name, metric, value - last)
 
@@ -533,7 +573,21 @@ class World:
                 self._cgroup_gauges(index, instance.name, instance.cgroup)
             if service.admission is not None:
                 self._admission_gauges(index, service)
+        for name, service in self.services.items():
+            if service.brownout is not None:
+                gauge(index, name, "brownout", float(service.brownout.active))
+            detector = service.balancer.outliers
+            if detector is not None:
+                gauge(index, name, "outlier_ejections_active", detector.ejections_active)
         for service, edge in self._policy_edges:
+            if edge.policies is not None and edge.policies.bulkhead is not None:
+                states = [s for i in service.instances if (s := i.clients.get(edge)) is not None]
+                gauge(
+                    index,
+                    edge.name,
+                    "bulkhead_in_flight",
+                    sum(cast(Any, s.bulkhead).in_flight for s in states),
+                )
             if edge.policies is None or edge.policies.breaker is None:
                 continue
             for instance in service.instances:
@@ -612,10 +666,45 @@ class World:
         self.env.process(self._pressure())
         for host in self.hosts:
             self._start_policies(host)
+        for service in self.services.values():
+            if service.brownout is not None:
+                self.env.process(self._brownout(service, service.brownout))
         duration = self.scenario.duration
         self.env.run(until=duration)
         self._close(self.recorder.n_bins - 1, duration)
         return self._result()
+
+    def _brownout(self, service: Service, brownout: Brownout) -> Generator[Event, Any, None]:
+        """Every period, read the service's p99 and memory; switch its optional calls."""
+        env = self.env
+        stats = service.stats
+        period = brownout.config.period
+        width = self.recorder.bin_width
+        while True:
+            yield env.timeout(period)
+            now = env.now
+            first = int((now - period) / width)
+            last = max(int(now / width), first + 1)
+            merged: dict[int, int] = {}
+            for hist in stats.hist[first : min(last, stats.n_bins)]:
+                for key, count in hist.items():
+                    merged[key] = merged.get(key, 0) + count
+            memory = max(
+                (
+                    i.cgroup.usage
+                    / (i.cgroup.memory_max if i.cgroup.memory_max != math.inf else i.host.ram)
+                    for i in service.instances
+                    if i.process is not None and i.process.alive
+                ),
+                default=0.0,
+            )
+            if brownout.update(percentile(merged, 0.99), memory):
+                line = (
+                    f"Brownout '{service.name}': optional calls off ({brownout.reason})"
+                    if brownout.active
+                    else f"Brownout '{service.name}': optional calls back on"
+                )
+                self.recorder.event(now, "", service.name, "brownout", line)
 
     def _result(self) -> RunResult:
         recorder = self.recorder

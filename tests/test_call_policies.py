@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from sim.request import Request
-from sim.scenario import Scenario, ScenarioError
+from sim.scenario import Scenario, ScenarioError, load_scenario_text
 from sim.service import Edge
 from sim.world import World
 
@@ -293,6 +293,87 @@ def test_bulkhead_wait_hands_the_permit_over():
     log = send(world, [0.0, 0.0])
     world.run()
     assert sorted(log) == [(0, "ok", 0.11), (1, "ok", 0.21)]
+
+
+def test_thread_pool_bulkhead_queues_then_rejects():
+    """1 thread, queue of 1: calls 0 runs, 1 queues (runs at 0.11), 2 is rejected at 0.01.
+
+    resilience4j ``ThreadPoolBulkhead`` with ``core = max = 1``, ``queue_capacity = 1``.
+    """
+    bulkhead = {
+        "kind": "thread_pool",
+        "core_thread_pool_size": 1,
+        "max_thread_pool_size": 1,
+        "queue_capacity": 1,
+    }
+    world = world_of({"bulkhead": bulkhead}, cart_time="100ms", bin=0.05)
+    log = send(world, [0.0, 0.0, 0.0])
+    result = world.run()
+    assert sorted(log) == [(0, "ok", 0.11), (1, "ok", 0.21), (2, "dependency", 0.01)]
+    assert outcomes(result, "api -> cart") == {"ok": 2, "bulkhead_full": 1}
+    assert events(result, "bulkhead") == [(0.01, "api-0", "Bulkhead 'api->cart' rejected a call.")]
+    assert series(result, "api -> cart", "bulkhead_rejected")[:2] == [1.0, 0.0]
+    # sampled at 0.05 (one running, one queued) and 0.15 (the queued one running)
+    assert series(result, "api -> cart", "bulkhead_in_flight")[1:4] == [2.0, 2.0, 1.0]
+
+
+def test_thread_pool_thread_stays_busy_after_the_caller_times_out():
+    """A timeout outside the bulkhead abandons the call, not the pool thread.
+
+    One thread, a 50 ms timeout, cart takes 100 ms: call 0 times out at 0.06 but its thread is
+    busy until the callee answers at 0.11, so call 1 at 0.07 waits in the queue until then.
+    """
+    bulkhead = {
+        "kind": "thread_pool",
+        "core_thread_pool_size": 1,
+        "max_thread_pool_size": 1,
+        "queue_capacity": 1,
+    }
+    world = world_of({"bulkhead": bulkhead, "timeout": "50ms"}, cart_time="100ms")
+    log = send(world, [0.0, 0.07])
+    world.run()
+    assert sorted(log) == [(0, "dependency", 0.06), (1, "dependency", 0.13)]
+
+
+THREAD_POOL_YAML = """\
+name: tp
+duration: 10
+hosts: [{name: node-a, memory: 8Gi}]
+services:
+  api:
+    service_time: {dist: deterministic, value: 10ms}
+    calls:
+      - to: cart
+        bulkhead:
+          kind: KIND
+          core_thread_pool_size: 4
+          max_thread_pool_size: 2
+  cart:
+    service_time: {dist: deterministic, value: 10ms}
+workload: {entry: api, rate: {profile: constant, rate: 10}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        (
+            "thread_pool",
+            "tp.yaml:10:11: services.api.calls.0.bulkhead: "
+            "maxThreadPoolSize must be a greater than or equals to coreThreadPoolSize",
+        ),
+        (
+            "pool",
+            "tp.yaml:10:17: services.api.calls.0.bulkhead.kind: "
+            "unknown kind 'pool' (expected one of 'semaphore', 'thread_pool')",
+        ),
+    ],
+)
+def test_bulkhead_blocks_are_checked_like_resilience4j(kind: str, message: str):
+    """A core size above the max gets resilience4j's own message; a bad kind names the field."""
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario_text(THREAD_POOL_YAML.replace("KIND", kind), "tp.yaml")
+    assert str(caught.value) == message
 
 
 def test_fallback_serves_degraded():
