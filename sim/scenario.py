@@ -461,6 +461,19 @@ ConcurrencyLimitSpec = Annotated[
 ]
 
 
+class WorkerPartition(Model):
+    """Workers of each instance kept for some request classes: a server-side bulkhead.
+
+    The requests of ``classes`` get these ``workers`` and a queue of their own (the
+    admission ``queue`` settings, per partition); every other class shares the rest of the
+    service's workers. So a flood of one class cannot take the threads of another (Nygard,
+    *Release It!*, "Bulkheads"; Tomcat's separate connectors and executors do this in practice).
+    """
+
+    classes: list[str] = Field(min_length=1)
+    workers: Annotated[int, Field(ge=1)]
+
+
 class Admission(Model):
     """The server-side admission chain of every instance (each replica has its own state).
 
@@ -475,11 +488,17 @@ class Admission(Model):
     queue: QueueConfig = QueueConfig()
     rate_limit: RateLimitSpec | None = None
     concurrency_limit: ConcurrencyLimitSpec | None = None
+    partitions: list[WorkerPartition] = []
 
     @property
     def plain(self) -> bool:
         """No admission feature beyond a plain bounded FIFO (the server's fast path)."""
-        return self.queue.plain and self.rate_limit is None and self.concurrency_limit is None
+        return (
+            self.queue.plain
+            and self.rate_limit is None
+            and self.concurrency_limit is None
+            and not self.partitions
+        )
 
 
 # --------------------------------------------------------------------------- client-side policies
@@ -1325,6 +1344,33 @@ def placements(scenario: Scenario) -> dict[str, list[str]]:
     return result
 
 
+def _partition_problems(
+    name: str, service: Service, classes: list[str]
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Worker partitions name known classes, each once, and leave workers for the rest."""
+    seen: set[str] = set()
+    partitions = service.admission.partitions
+    for index, partition in enumerate(partitions):
+        for number, cls in enumerate(partition.classes):
+            path = ("services", name, "admission", "partitions", index, "classes", number)
+            if cls not in classes:
+                yield path, _unknown("request class", cls, classes)
+            elif cls in seen:
+                yield path, f"request class {cls!r} is in two partitions"
+            seen.add(cls)
+    kept = sum(p.workers for p in partitions)
+    if kept > service.workers:
+        yield (
+            ("services", name, "admission", "partitions"),
+            f"partitions keep {kept} workers, more than the service's {service.workers}",
+        )
+    elif partitions and kept == service.workers and seen != set(classes):
+        yield (
+            ("services", name, "admission", "partitions"),
+            f"partitions keep all {kept} workers: none left for the other classes",
+        )
+
+
 def _reference_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], str]]:
     host_names = [h.name for h in s.hosts]
     for index, host in enumerate(s.hosts):
@@ -1346,6 +1392,7 @@ def _reference_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], st
                 )
             elif targets.index(call.to) != index:
                 yield ("services", name, "calls", index, "to"), f"{name} calls {call.to!r} twice"
+        yield from _partition_problems(name, service, [c.name for c in s.workload.classes])
         if service.placement != "spread":
             for index, host_name in enumerate(service.placement):
                 if host_name not in host_names:

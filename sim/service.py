@@ -167,6 +167,9 @@ class AdmissionPlan:
         queue: the wait-queue settings (:mod:`patterns.backpressure`).
         priorities: the queue priority of each request class (1: critical, when shedding by
             class; otherwise all 0).
+        pool_workers: the workers of each pool of an instance: the shared pool first, then
+            one per worker partition.
+        pool_of: the pool of each request class.
         rate_limited, limit_shed, queue_evicted, codel_dropped: requests refused by the rate
             limit, shed at the concurrency limit, pushed out of a full queue by an arrival, and
             dropped by CoDel, over the run (all instances and incarnations).
@@ -176,6 +179,8 @@ class AdmissionPlan:
         "codel_dropped",
         "config",
         "limit_shed",
+        "pool_of",
+        "pool_workers",
         "priorities",
         "queue",
         "queue_evicted",
@@ -184,9 +189,21 @@ class AdmissionPlan:
     )
 
     def __init__(
-        self, config: sc.Admission, critical: list[bool], rng: np.random.Generator
+        self,
+        config: sc.Admission,
+        classes: list[sc.RequestClass],
+        workers: int,
+        rng: np.random.Generator,
     ) -> None:
         self.config = config
+        critical = [c.critical for c in classes]
+        self.pool_workers = [workers - sum(p.workers for p in config.partitions)]
+        self.pool_of = [0] * len(classes)
+        names = [c.name for c in classes]
+        for number, partition in enumerate(config.partitions, start=1):
+            self.pool_workers.append(partition.workers)
+            for cls in partition.classes:
+                self.pool_of[names.index(cls)] = number
         q = config.queue
         discipline = "reject_new" if q.discipline == "fifo" else q.discipline
         self.queue = WaitQueueConfig(
@@ -216,13 +233,24 @@ class AdmissionPlan:
         return Gradient2Limit(Gradient2LimitConfig(**fields))
 
 
+class WorkerPool:
+    """Workers of an instance and the queue in front of them (one per worker partition)."""
+
+    __slots__ = ("busy", "queue", "workers")
+
+    def __init__(self, workers: int, queue: WaitQueue[QueueTicket]) -> None:
+        self.workers = workers
+        self.busy = 0
+        self.queue = queue
+
+
 class AdmissionState:
     """One incarnation's admission state: rate limiter, concurrency limiter, wait queue.
 
     Made when the instance starts and dropped when it ends (process memory).
     """
 
-    __slots__ = ("bucket", "limiter", "plan", "queue", "rate_limiter")
+    __slots__ = ("bucket", "limiter", "plan", "pools", "rate_limiter")
 
     def __init__(self, env: simpy.Environment, plan: AdmissionPlan, name: str) -> None:
         self.plan = plan
@@ -243,7 +271,11 @@ class AdmissionState:
                 )
         limit = plan.limit()
         self.limiter = None if limit is None else Limiter(env, limit, name=name)
-        self.queue: WaitQueue[QueueTicket] = WaitQueue(env, plan.queue, on_drop=self._dropped)
+        self.pools = [
+            WorkerPool(workers, WaitQueue(env, plan.queue, on_drop=self._dropped))
+            for workers in plan.pool_workers
+        ]
+        """The shared worker pool, then one per worker partition (each with its queue)."""
 
     def _dropped(self, ticket: QueueTicket) -> None:
         """CoDel dropped ``ticket`` at dequeue: its request ends ``shed``."""
@@ -589,12 +621,14 @@ class Instance:
                     plan.limit_shed += 1
                     request.origin = (service.name, SHED)
                     return self._done(SHED, t0)
-            if self.busy < self.workers:
+            pool = state.pools[plan.pool_of[request.cls]]
+            if pool.busy < pool.workers:
+                pool.busy += 1
                 self.busy += 1
                 holding = True
                 stats.waited(t0, 0.0)
             else:
-                queue = state.queue
+                queue = pool.queue
                 ticket = QueueTicket(t0, plan.priorities[request.cls], env.event())
                 for victim in queue.put(ticket):
                     if victim is not ticket:
@@ -645,8 +679,9 @@ class Instance:
             if token is not None and not token.done:
                 token.on_ignore()
             if holding and self.incarnation == incarnation:
-                nxt = state.queue.get()
+                nxt = pool.queue.get()
                 if nxt is None:
+                    pool.busy -= 1
                     self.busy -= 1
                 else:
                     nxt.payload.succeed(True)
@@ -718,7 +753,7 @@ class Instance:
     def queued(self) -> int:
         """Requests waiting for a worker."""
         if self.admission is not None:
-            return len(self.admission.queue)
+            return sum(len(pool.queue) for pool in self.admission.pools)
         return len(self.queue)
 
 

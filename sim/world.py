@@ -185,7 +185,8 @@ class World:
         if not config.admission.plain:
             service.admission = AdmissionPlan(
                 config.admission,
-                [c.critical for c in self.scenario.workload.classes],
+                self.scenario.workload.classes,
+                config.workers,
                 stream(seed, f"admission/{name}"),
             )
         return service

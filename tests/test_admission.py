@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sim.request import Request
-from sim.scenario import Scenario, ScenarioError, load_scenario_text
+from sim.scenario import CrossReferenceError, Scenario, ScenarioError, load_scenario_text
 from sim.service import Instance
 from sim.world import World
 
@@ -199,6 +199,77 @@ def test_priority_shedding_keeps_critical_requests():
         (0, "ok", 0.1),
         (2, "ok", 0.2),
     ]
+
+
+# --------------------------------------------------------------------------- worker partitions
+
+CLASSES = {"classes": [{"name": "browse"}, {"name": "checkout"}]}
+
+
+def test_a_worker_partition_keeps_threads_for_its_class():
+    """A partition is a server-side bulkhead: checkout keeps its worker amid a browse flood.
+
+    3 workers, 1 kept for checkout: the flood fills the other 2 and queues (capacity 2, then
+    shed); checkout arriving amid it is served at once on its own worker.
+    """
+    world = world_of(
+        {"queue": {"capacity": 2}, "partitions": [{"classes": ["checkout"], "workers": 1}]},
+        api={"workers": 3},
+        workload=CLASSES,
+    )
+    log = send(world, [0.0] * 5 + [0.01, 0.02], classes=[0] * 5 + [1, 1])
+    world.run()
+    assert sorted(log, key=lambda e: (e[2], e[0])) == [
+        (4, "shed", 0.0),  # browse: 2 in service, 2 queued, the 5th shed
+        (0, "ok", 0.1),
+        (1, "ok", 0.1),
+        (5, "ok", 0.11),  # checkout: its own worker, no wait behind browse
+        (2, "ok", 0.2),
+        (3, "ok", 0.2),
+        (6, "ok", 0.21),  # the second checkout queued behind the first, in its own queue
+    ]
+
+
+def test_without_a_partition_checkout_waits_behind_the_flood():
+    """The same traffic on 3 shared workers: checkout queues behind browse, then is shed."""
+    world = world_of({"queue": {"capacity": 2}}, api={"workers": 3}, workload=CLASSES)
+    log = send(world, [0.0] * 5 + [0.01, 0.02], classes=[0] * 5 + [1, 1])
+    world.run()
+    outcome = {rid: (label, end) for rid, label, end in log}
+    assert outcome[5] == ("shed", 0.01)
+    assert outcome[6] == ("shed", 0.02)
+
+
+@pytest.mark.parametrize(
+    ("partitions", "message"),
+    [
+        (
+            [{"classes": ["chekout"], "workers": 1}],
+            "services.api.admission.partitions.0.classes.0: unknown request class 'chekout'"
+            " (known: browse, checkout)",
+        ),
+        (
+            [{"classes": ["checkout"], "workers": 1}, {"classes": ["checkout"], "workers": 1}],
+            "services.api.admission.partitions.1.classes.0: request class 'checkout' is in two"
+            " partitions",
+        ),
+        (
+            [{"classes": ["checkout"], "workers": 3}],
+            "services.api.admission.partitions: partitions keep all 3 workers: none left for the"
+            " other classes",
+        ),
+        (
+            [{"classes": ["checkout"], "workers": 4}],
+            "services.api.admission.partitions: partitions keep 4 workers, more than the"
+            " service's 3",
+        ),
+    ],
+)
+def test_partitions_are_checked(partitions: list[dict[str, Any]], message: str):
+    """A partition names known classes, each once, and leaves workers for the others."""
+    with pytest.raises(CrossReferenceError) as caught:
+        world_of({"partitions": partitions}, api={"workers": 3}, workload=CLASSES)
+    assert str(caught.value).endswith(message)
 
 
 # --------------------------------------------------------------------------- rate limits
