@@ -1018,8 +1018,37 @@ class RequestClass(Model):
     critical: bool = False
 
 
+class UserRetries(Model):
+    """The refresh button: a user whose request failed sends it again.
+
+    ``max`` retries per request (default 2), each ``after`` the failure (default 1 s: a person
+    reading an error page; this model's choice); a retry is a new arrival. A request answered
+    ``degraded`` is not retried. Users retry no matter the load: this is how a slowdown turns
+    into a retry storm from outside the system (DESIGN §2.5).
+    """
+
+    max: Annotated[int, Field(ge=0)] = 2
+    after: Duration = 1.0
+
+
+class ClosedLoopUsers(Model):
+    """A closed loop of ``count`` users: think, send a request, wait for it, think again.
+
+    ``think_time`` defaults to exponential with a 5 s mean (a think time of seconds is the usual
+    web-benchmark choice, e.g. TPC-W's 7 s mean; 5 s keeps numbers round). A user waits for the
+    answer up to the workload's ``timeout``; its request goes on inside the system after that.
+    Each user draws from its own random streams, so adding users leaves the others' draws as
+    they were. A ``traffic_surge`` adds ``(factor - 1) x count`` users for its duration (they
+    leave after their request in flight when it ends); a surge factor below 1 is refused.
+    """
+
+    count: Annotated[int, Field(ge=1)]
+    think_time: Distribution = Exponential(dist="exponential", mean=5.0)
+    retries: UserRetries | None = None
+
+
 class Workload(Model):
-    """Open-loop Poisson arrivals at the ``entry`` service.
+    """The users: open-loop Poisson arrivals (``rate``) or a closed loop (``users``).
 
     ``timeout`` is the client's timeout: the user stops waiting (outcome ``timeout``) while the
     entry service keeps working. ``null`` (default): the user waits for the answer.
@@ -1033,10 +1062,17 @@ class Workload(Model):
     """
 
     entry: str
-    rate: RateProfile
+    rate: RateProfile | None = None
+    users: ClosedLoopUsers | None = None
     classes: list[RequestClass] = Field(default_factory=lambda: [RequestClass(name="default")])
     timeout: PositiveDuration | None = None
     deadline_propagation: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Workload:
+        if (self.rate is None) == (self.users is None):
+            raise ValueError("give the users either a rate (open loop) or users (closed loop)")
+        return self
 
     @field_validator("classes")
     @classmethod
@@ -1416,6 +1452,11 @@ def _reference_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], st
     names = [fault.name for fault in s.faults if fault.name]
     for index, fault in enumerate(s.faults):
         yield from _fault_problems(index, fault, services, host_names, graph)
+        if isinstance(fault, TrafficSurgeFault) and s.workload.users and fault.factor < 1:
+            yield (
+                ("faults", index, "factor"),
+                "a surge below 1 needs open-loop arrivals (closed-loop users only join)",
+            )
         if isinstance(fault, PoisonRequestFault) and fault.request_class is not None:
             classes = [c.name for c in s.workload.classes]
             if fault.request_class not in classes:

@@ -1,4 +1,4 @@
-"""Open-loop workload: Poisson arrivals with a rate profile, request classes, traffic surges.
+"""The users: open-loop Poisson arrivals or closed-loop users; request classes, traffic surges.
 
 Arrivals form a non-homogeneous Poisson process, drawn by thinning (Lewis and Shedler): candidate
 gaps are exponential at the profile's peak rate and a candidate at ``t`` is kept with probability
@@ -8,6 +8,11 @@ Common random numbers: the base arrivals use their own streams (``arrivals/<entr
 ``thinning/<entry>``, ``classes/<entry>``), and a ``traffic_surge`` fault adds an independent
 Poisson process of rate ``(factor - 1) * rate(t)`` (or, for a factor below 1, removes arrivals
 with its own stream), so a variant with a surge sees the very same base arrivals as one without.
+
+Closed loop (``workload.users``): each user thinks (its own think-time stream), sends a request,
+waits for the answer or its timeout, and thinks again; a failed request is sent again after
+``retries.after`` (the refresh button), each retry a new arrival. Load then follows latency: a
+slow system gets fewer new requests, but retries add more. A surge adds users for its duration.
 
 Each arrival is a request process that calls the entry service through the users' edge
 (``client -> entry``, with the workload's client timeout), and ends in exactly one outcome.
@@ -25,7 +30,7 @@ import simpy
 
 from sim import scenario as sc
 from sim.request import DEGRADED, Outcome, Request
-from sim.streams import batched, stream
+from sim.streams import batched, service_time_sampler, stream
 
 if TYPE_CHECKING:
     from sim.recorder import Recorder
@@ -71,12 +76,26 @@ class Workload:
         self.surges: list[Surge] = []
         self._drops: list[tuple[Surge, Callable[[], float]]] = []
         self.next_id = 0
+        self.user_retries = 0
+        """Requests sent again by closed-loop users after a failure, over the run."""
 
     def start(self) -> None:
-        """Start the base arrival process and every surge's."""
-        profile = self.config.rate
+        """Start the base arrival process and every surge's (or the closed loop's users)."""
         env = self.env
         entry = self.config.entry
+        users = self.config.users
+        if users is not None:
+            for number in range(users.count):
+                env.process(self._user(users, number))
+            first = users.count
+            for surge in self.surges:
+                joining = round((surge.factor - 1) * users.count)
+                for number in range(first, first + joining):
+                    env.process(self._user(users, number, surge.start, surge.end))
+                first += joining
+            return
+        profile = self.config.rate
+        assert profile is not None
         env.process(self._arrivals(lambda t: rate_at(profile, t), rate_bounds(profile), entry, 0.0))
         for surge in self.surges:
             if surge.factor > 1:
@@ -118,25 +137,66 @@ class Workload:
                 return True
         return False
 
-    def _arrive(self, now: float) -> None:
-        u = self._class_draw()
+    def _class_of(self, u: float) -> int:
+        """The request class a uniform draw ``u`` falls in (by the classes' weights)."""
         cls = 0
         cumulative = self.cumulative
         while cls < len(cumulative) - 1 and u >= cumulative[cls]:
             cls += 1
+        return cls
+
+    def _new(self, cls: int, now: float) -> Request:
+        """A new arrival of class ``cls``: counted, and inside the system from ``now``."""
         request = Request(self.next_id, cls, now)
         self.next_id += 1
         self.recorder.arrivals += 1
         self.stats.change(now, 1)
-        self.env.process(self._request(request))
+        return request
 
-    def _request(self, request: Request) -> Generator[simpy.Event, Any, None]:
+    def _arrive(self, now: float) -> None:
+        self.env.process(self._request(self._new(self._class_of(self._class_draw()), now)))
+
+    def _request(
+        self, request: Request, end: Callable[[Request, Outcome], None] | None = None
+    ) -> Generator[simpy.Event, Any, None]:
+        end = end or self._end
         edge = self.edge
         if edge.timeout is not None and edge.policies is None:
-            yield from edge.call_and_walk_away(request, self._end)
+            yield from edge.call_and_walk_away(request, end)
         else:
             outcome = yield from edge.call(request)
-            self._end(request, outcome)
+            end(request, outcome)
+
+    def _user(
+        self, users: sc.ClosedLoopUsers, number: int, start: float = 0.0, leave: float = math.inf
+    ) -> Generator[simpy.Event, Any, None]:
+        """One closed-loop user: think, send, wait for the answer (or the timeout), again.
+
+        A failed request is sent again (a new arrival) ``retries.after`` later, up to
+        ``retries.max`` times: the refresh button.
+        """
+        env = self.env
+        entry = self.config.entry
+        think = service_time_sampler(users.think_time, stream(self.seed, f"think/{entry}/{number}"))
+        class_draw = _uniform(self.seed, f"classes/{entry}/{number}")
+        retries = users.retries
+        if start > 0:
+            yield env.timeout(start)
+        while True:
+            yield env.timeout(think())  # the first think spreads the users' first requests
+            if env.now >= leave:
+                return
+            cls = self._class_of(class_draw())
+            attempt = 0
+            while True:
+                answered = env.event()
+                env.process(self._request(self._new(cls, env.now), _tell(self._end, answered)))
+                outcome = yield answered
+                if outcome <= DEGRADED or retries is None or attempt >= retries.max:
+                    break
+                attempt += 1
+                yield env.timeout(retries.after)
+                self.user_retries += 1
 
     def _end(self, request: Request, outcome: Outcome) -> None:
         """The user's view of ``request`` is ``outcome``: it leaves the system."""
@@ -144,6 +204,18 @@ class Workload:
         if outcome > DEGRADED or (outcome == DEGRADED and request.origin is not None):
             where, why = request.origin or (self.config.entry, outcome)
             self.recorder.why[(self.class_names[request.cls], where, why.label, outcome.label)] += 1
+
+
+def _tell(
+    end: Callable[[Request, Outcome], None], answered: simpy.Event
+) -> Callable[[Request, Outcome], None]:
+    """``end``, then wake the user waiting on ``answered`` with the outcome it saw."""
+
+    def tell(request: Request, outcome: Outcome) -> None:
+        end(request, outcome)
+        answered.succeed(outcome)
+
+    return tell
 
 
 def _surge_rate(profile: sc.RateProfile, surge: Surge, extra: float, t: float) -> float:

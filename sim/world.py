@@ -112,6 +112,7 @@ class World:
         """Edges with client-side policies, with their calling service (for the gauges)."""
         self._policy_counts: dict[str, tuple[int, ...]] = {}
         self._skipped: dict[str, int] = {}
+        self._user_retries = 0
         self._admitted = [s for s in self.services.values() if s.admission is not None]
         """Services with an admission chain (for their counters)."""
         self._admission_counts: dict[str, tuple[int, ...]] = {}
@@ -512,6 +513,10 @@ class World:
             self._policy_counters(index, edge)
         for service in self._admitted:
             self._admission_counters(index, service)
+        if self.scenario.workload.users is not None:
+            retries = self.workload.user_retries
+            self.recorder.gauge(index, CLIENT, "user_retries", retries - self._user_retries)
+            self._user_retries = retries
         for name, service in self.services.items():
             if service.brownout is not None:
                 skipped = service.optional_skipped
