@@ -64,7 +64,7 @@ from typing import Any, Literal, Protocol, TypeVar, cast
 
 import numpy as np
 import simpy
-from simpy.events import PENDING, Event
+from simpy.events import Event
 
 Jitter = Literal["none", "full", "equal", "decorrelated"]
 RandomSource = np.random.Generator | Callable[[], float]
@@ -703,35 +703,30 @@ def java_duration(seconds: float) -> str:
     return f"{text}{sign}{secs}{fraction}S"
 
 
-class Race(Event):
-    """Fires when ``child`` ends or ``limit`` seconds have passed, whichever comes first.
+def within(env: simpy.Environment, child: simpy.Process, limit: float) -> simpy.Process:
+    """``child``, for the active process to yield, woken after ``limit`` s if still running.
 
-    What ``env.any_of((child, env.timeout(limit)))`` does for a timeout, without a
-    :class:`simpy.Condition`'s bookkeeping (it builds a value dict per trigger): the hot path
-    of every timed call. Its value is None; ``child.triggered`` tells which came first (both,
-    when they fall on the same instant, as with ``any_of``). A child failing before the timer
-    fails the race with the child's exception; an abandoned child is the caller's concern.
+    ``yield within(env, child, limit)`` waits for ``child`` like ``yield child``, but at most
+    ``limit`` seconds; afterwards ``child.triggered`` tells whether it ended in time (at the
+    timer's very instant, only if its end was already scheduled when the timer fired, as with
+    ``any_of``). What
+    ``env.any_of((child, env.timeout(limit)))`` does without a :class:`simpy.Condition` or any
+    event of its own: on the hot path of every timed call, the waiting process resumes straight
+    from the child's end. The timer wakes it the way SimPy's own ``Interruption`` does: it takes
+    the process off the child's callbacks and resumes it with the timer. A child failing in time
+    raises its exception in the waiting process, as ``yield child`` does.
     """
+    waiting = env.active_process
+    assert waiting is not None, "within() is for the process that yields it"
+    timer = env.timeout(limit)
 
-    def __init__(self, env: simpy.Environment, child: Event, limit: float) -> None:
-        super().__init__(env)
-        if child.callbacks is None:  # already processed
-            self._settle(child)
-        else:
-            child.callbacks.append(self._settle)
-        env.timeout(limit).callbacks.append(self._settle)
+    def expire(_: Event) -> None:
+        if waiting._target is child and not child.triggered:
+            cast(list[Any], child.callbacks).remove(waiting._resume)
+            waiting._resume(timer)
 
-    def _settle(self, event: Event) -> None:
-        if self._value is not PENDING:
-            return
-        if event._ok:
-            self._ok = True
-            self._value = None
-        else:
-            event._defused = True
-            self._ok = False
-            self._value = event._value
-        self.env.schedule(self)
+    cast(list[Any], timer.callbacks).append(expire)
+    return child
 
 
 def _attempt_with_timeout(
@@ -739,7 +734,7 @@ def _attempt_with_timeout(
 ) -> Generator[Event, Any, tuple[bool, O | None]]:
     """Run ``body`` in a child process for at most ``limit`` s: (finished, value)."""
     child = env.process(body)
-    yield Race(env, child, limit)
+    yield within(env, child, limit)
     if child.triggered:
         return True, child.value
     # Nobody waits for the abandoned attempt any more: a failure in it must not crash the run.

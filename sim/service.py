@@ -71,7 +71,7 @@ from patterns.backpressure import QueueConfig as WaitQueueConfig
 from patterns.bulkhead import SemaphoreBulkhead, ThreadPoolBulkhead
 from patterns.circuit_breaker import OutlierDetector
 from patterns.degradation import Brownout, BrownoutConfig
-from patterns.retry import Race, RetryCall, RetryConfig
+from patterns.retry import RetryCall, RetryConfig, within
 from patterns.supervisor import CrashLoopBackOff, should_restart
 from sim.kernel import KILL_EXIT_CODE, TERM_EXIT_CODE, AllocationFailed, Cgroup, Host, Process
 from sim.memory import allocate, grow, settle
@@ -894,7 +894,7 @@ class Edge:
             else:
                 hop = request.within(t0 + self.timeout) if self.propagate else request
                 child = env.process(self._deliver(hop))
-                yield Race(env, child, self.timeout)
+                yield within(env, child, self.timeout)
                 if hop is not request:
                     request.merge(hop)
                 if child.triggered:
@@ -1090,7 +1090,7 @@ class PolicyEdge(Edge):
                 timeout = cast(float, self.timeout)
                 hop = request.within(env.now + timeout) if self.propagate else request
                 child = env.process(self._chain(i + 1, hop, state))
-                yield Race(env, child, timeout)
+                yield within(env, child, timeout)
                 if hop is not request:
                     request.merge(hop)
                 if child.triggered:
@@ -1157,7 +1157,7 @@ class PolicyEdge(Edge):
                 else:
                     hop = request.within(env.now + limit) if below_per_try else request
                     child = env.process(self._chain(inner, hop, state))
-                    yield Race(env, child, limit)
+                    yield within(env, child, limit)
                     if hop is not request:
                         request.merge(hop)
                     sleep = call.end(child.value if child.triggered else None, child.triggered)

@@ -28,6 +28,7 @@ from patterns.retry import (
     RetryMetrics,
     java_duration,
     run_with_retry,
+    within,
 )
 from sim.request import Outcome
 
@@ -793,3 +794,78 @@ def test_budget_exhausted_event_line():
     assert lines == [
         ("budget_exhausted", "Retry needed but retry quota reached, not retrying request.")
     ]
+
+
+# --------------------------------------------------------------------------- within
+
+
+def test_within_resumes_at_the_childs_end_or_at_the_limit():
+    """``yield within(env, child, limit)`` resumes at the child's end or at the limit.
+
+    The abandoned child goes on to its own end (the second run starts at 1.0, when the first
+    caller's unused timer has fired).
+    """
+    env = simpy.Environment()
+    log = []
+
+    def child(duration):
+        yield env.timeout(duration)
+        log.append(("child done", env.now))
+        return "answer"
+
+    def caller(duration):
+        started = env.now
+        kid = env.process(child(duration))
+        yield within(env, kid, 1.0)
+        log.append(
+            ("caller", env.now - started, kid.triggered, kid.value if kid.triggered else None)
+        )
+
+    env.process(caller(0.5))
+    env.run()
+    assert log == [("child done", 0.5), ("caller", 0.5, True, "answer")]
+    log.clear()
+    env.process(caller(3.0))
+    env.run()
+    assert log == [("caller", 1.0, False, None), ("child done", 4.0)]
+
+
+def test_within_raises_a_childs_failure_in_the_caller():
+    """A child that fails in time fails the caller's ``yield``, as ``yield child`` does."""
+    env = simpy.Environment()
+
+    def child():
+        yield env.timeout(0.1)
+        raise KeyError("boom")
+
+    def caller():
+        with pytest.raises(KeyError, match="boom"):
+            yield within(env, env.process(child()), 1.0)
+        return "caught"
+
+    proc = env.process(caller())
+    env.run()
+    assert proc.value == "caught"
+
+
+def test_within_leaves_an_interrupted_caller_alone():
+    """A caller interrupted while waiting is not woken again by the timer."""
+    env = simpy.Environment()
+    log = []
+
+    def child():
+        yield env.timeout(5.0)
+
+    def caller():
+        try:
+            yield within(env, env.process(child()), 1.0)
+        except simpy.Interrupt:
+            log.append(("interrupted", env.now))
+        yield env.timeout(2.0)
+        log.append(("slept", env.now))
+
+    proc = env.process(caller())
+    env.run(until=0.5)
+    proc.interrupt()
+    env.run()
+    assert log == [("interrupted", 0.5), ("slept", 2.5)]
