@@ -725,7 +725,7 @@ def within(env: simpy.Environment, child: simpy.Process, limit: float) -> simpy.
             cast(list[Any], child.callbacks).remove(waiting._resume)
             waiting._resume(timer)
 
-    cast(list[Any], timer.callbacks).append(expire)
+    timer.callbacks.append(expire)
     return child
 
 

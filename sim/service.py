@@ -898,7 +898,7 @@ class Edge:
                 if hop is not request:
                     request.merge(hop)
                 if child.triggered:
-                    outcome = cast(Outcome, child.value)
+                    outcome = child.value  # type: ignore[assignment]  # no cast(): a call per hop
                 else:
                     request.origin = (self.name, TIMEOUT)
                     outcome = TIMEOUT
@@ -921,7 +921,7 @@ class Edge:
         """
         env = self.env
         t0 = env.now
-        timeout = cast(float, self.timeout)
+        timeout: float = self.timeout  # type: ignore[assignment]  # no cast(): a call per hop
         hop = request.within(t0 + timeout) if self.propagate else request
         stats = self.stats
         answered = False
@@ -935,7 +935,7 @@ class Edge:
                 end(request, TIMEOUT)
 
         timer = env.timeout(timeout)
-        cast(list[Callable[[simpy.Event], None]], timer.callbacks).append(give_up)
+        timer.callbacks.append(give_up)
         outcome = yield from self._deliver(hop)
         if timer.processed:
             return  # the user left at the timeout
@@ -1029,7 +1029,7 @@ class PolicyEdge(Edge):
         grant or refuse at once) run inline in one generator; only the retry, the timeout and a
         bulkhead that waits for a permit nest a generator level.
         """
-        policies = cast(CallPolicies, self.policies)
+        policies: CallPolicies = self.policies  # type: ignore[assignment]  # no cast(): a call per hop
         layers = policies.layers
         n = len(layers)
         env = self.env
@@ -1087,14 +1087,14 @@ class PolicyEdge(Edge):
                     outcome = yield from self._retry(i + 1, request, state)
                     break
                 # the timeout (resilience4j's TimeLimiter): the callee goes on after it fires
-                timeout = cast(float, self.timeout)
+                timeout: float = self.timeout  # type: ignore[assignment]  # no cast(): a call per hop
                 hop = request.within(env.now + timeout) if self.propagate else request
                 child = env.process(self._chain(i + 1, hop, state))
                 yield within(env, child, timeout)
                 if hop is not request:
                     request.merge(hop)
                 if child.triggered:
-                    outcome = cast(Outcome, child.value)
+                    outcome = child.value  # type: ignore[assignment]  # no cast(): a call per hop
                 else:
                     request.origin = (self.name, TIMEOUT)
                     outcome = TIMEOUT
@@ -1134,10 +1134,10 @@ class PolicyEdge(Edge):
 
     def _retry(self, inner: int, request: Request, state: ClientState) -> HopResult:
         """The retry layer around layers ``inner``.. of the chain (:class:`RetryCall` decides)."""
-        policies = cast(CallPolicies, self.policies)
+        policies: CallPolicies = self.policies  # type: ignore[assignment]  # no cast(): a call per hop
         budget = state.budget
         exhausted = 0 if budget is None else budget.exhausted
-        retry = cast(RetryConfig, policies.retry)
+        retry: RetryConfig = policies.retry  # type: ignore[assignment]  # no cast(): a call per hop
         env = self.env
         call = RetryCall(
             env,
@@ -1169,7 +1169,7 @@ class PolicyEdge(Edge):
             call.close()
         if budget is not None:
             policies.budget_exhausted += budget.exhausted - exhausted
-        outcome = cast(Outcome, call.outcome)
+        outcome: Outcome = call.outcome  # type: ignore[assignment]  # no cast(): a call per hop
         if outcome is TIMEOUT and request.origin is None:
             request.origin = (self.name, TIMEOUT)
         return outcome
@@ -1277,7 +1277,7 @@ class Service:
             children = [env.process(edge.call(request, caller)) for edge in chosen]
             yield env.all_of(children)
             for edge, child in zip(chosen, children, strict=True):
-                outcome = cast(Outcome, child.value)
+                outcome: Outcome = child.value  # type: ignore[assignment]  # no cast(): a call per hop
                 if outcome > DEGRADED and not edge.optional:
                     return DEPENDENCY
                 degraded = degraded or outcome is not OK
