@@ -742,13 +742,55 @@ def _attempt_with_timeout(
     return False, None
 
 
+class RetryRules:
+    """What stays the same across the calls of one retry policy: made once, shared by calls.
+
+    Args: as :func:`run_with_retry` (``config`` to ``metrics``, budget excepted).
+    """
+
+    __slots__ = (
+        "config",
+        "deadline_outcome",
+        "is_retryable",
+        "is_success",
+        "is_timeout",
+        "metrics",
+        "on_event",
+        "rng",
+        "timeout_outcome",
+    )
+
+    def __init__(
+        self,
+        config: RetryConfig,
+        rng: RandomSource | None = None,
+        *,
+        is_success: Callable[[Any], bool] = default_is_success,
+        is_retryable: Callable[[Any], bool] | None = None,
+        is_timeout: Callable[[Any], bool] = default_is_timeout,
+        timeout_outcome: object = "timeout",
+        deadline_outcome: object = "deadline_exceeded",
+        on_event: EventSink | None = None,
+        metrics: RetryMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.rng = rng
+        self.is_success = is_success
+        self.is_retryable = is_retryable
+        self.is_timeout = is_timeout
+        self.timeout_outcome = timeout_outcome
+        self.deadline_outcome = deadline_outcome
+        self.on_event = on_event
+        self.metrics = metrics
+
+
 class RetryCall:
     """The decisions of one call under a retry policy: the state :func:`run_with_retry` drives.
 
     A caller that runs its attempts itself (the simulator's call path, with no generator of
     its own for the retry layer) does the same::
 
-        call = RetryCall(env, config, budget, rng)
+        call = RetryCall(env, rules, budget)
         try:
             while True:
                 limit = call.begin()                 # attempt call.attempts starts
@@ -762,7 +804,10 @@ class RetryCall:
             call.close()
         outcome = call.outcome
 
-    Args: as :func:`run_with_retry`.
+    Args:
+        env: the simulation environment (the clock).
+        rules: the policy and how outcomes are classified (:class:`RetryRules`).
+        budget: shared per client / cluster / target; None for no budget.
 
     Attributes:
         attempts: attempts begun so far.
@@ -772,54 +817,27 @@ class RetryCall:
 
     __slots__ = (
         "_budget",
-        "_config",
         "_deadline",
-        "_deadline_outcome",
         "_env",
         "_holding_retry",
         "_in_attempt",
-        "_is_retryable",
-        "_is_success",
-        "_is_timeout",
         "_last_cost",
         "_last_failure",
-        "_metrics",
-        "_on_event",
-        "_rng",
+        "_rules",
         "_state",
-        "_timeout_outcome",
         "attempts",
         "outcome",
         "over",
     )
 
     def __init__(
-        self,
-        env: simpy.Environment,
-        config: RetryConfig,
-        budget: RetryBudget | None = None,
-        rng: RandomSource | None = None,
-        *,
-        is_success: Callable[[Any], bool] = default_is_success,
-        is_retryable: Callable[[Any], bool] | None = None,
-        is_timeout: Callable[[Any], bool] = default_is_timeout,
-        timeout_outcome: object = "timeout",
-        deadline_outcome: object = "deadline_exceeded",
-        on_event: EventSink | None = None,
-        metrics: RetryMetrics | None = None,
+        self, env: simpy.Environment, rules: RetryRules, budget: RetryBudget | None = None
     ) -> None:
         self._env = env
-        self._config = config
+        self._rules = rules
         self._budget = budget if budget is not None else RetryBudget()
-        self._rng = rng
-        self._is_success = is_success
-        self._is_retryable = is_retryable
-        self._is_timeout = is_timeout
-        self._timeout_outcome = timeout_outcome
-        self._deadline_outcome = deadline_outcome
-        self._on_event = on_event
-        self._metrics = metrics
-        self._deadline = None if config.deadline is None else env.now + config.deadline
+        deadline = rules.config.deadline
+        self._deadline = None if deadline is None else env.now + deadline
         self._state: BackoffState | None = None  # at the first back-off: most calls never retry
         self._last_cost: float | None = None
         self._last_failure: object = None
@@ -832,7 +850,7 @@ class RetryCall:
     def begin(self) -> float | None:
         """Start the next attempt; its time limit in s (per-try timeout, deadline), or None."""
         self.attempts += 1
-        limit = self._config.per_try_timeout
+        limit = self._rules.config.per_try_timeout
         deadline = self._deadline
         if deadline is not None:
             remaining = deadline - self._env.now
@@ -860,8 +878,8 @@ class RetryCall:
     def _finish(self, outcome: object) -> None:
         self.over = True
         self.outcome = outcome
-        metrics = self._metrics
-        if metrics is None or self._is_success(outcome):
+        metrics = self._rules.metrics
+        if metrics is None or self._rules.is_success(outcome):
             return
         if self.attempts > 1:
             metrics.failed_calls_with_retry += 1
@@ -875,21 +893,22 @@ class RetryCall:
         the call ends at its deadline; 0 for none.
         """
         self._attempt_ended()
+        rules = self._rules
         env = self._env
         n = self.attempts
-        metrics = self._metrics
+        metrics = rules.metrics
         if metrics is not None:
             metrics.attempts += 1
         deadline = self._deadline
         if not finished:
             if deadline is not None and env.now >= deadline:
-                self._finish(self._deadline_outcome)
+                self._finish(rules.deadline_outcome)
                 return 0.0
-            outcome = self._timeout_outcome
+            outcome = rules.timeout_outcome
         budget = self._budget
-        name = self._config.name
-        on_event = self._on_event
-        if self._is_success(outcome):
+        name = rules.config.name
+        on_event = rules.on_event
+        if rules.is_success(outcome):
             budget.on_success(self._last_cost)
             self.over = True
             self.outcome = outcome
@@ -906,8 +925,8 @@ class RetryCall:
                 )
             return 0.0
         self._last_failure = outcome
-        is_retryable = self._is_retryable
-        retry_on = self._config.retry_on
+        is_retryable = rules.is_retryable
+        retry_on = rules.config.retry_on
         if (
             not (retry_on is None or outcome_label(outcome) in retry_on)
             if is_retryable is None
@@ -921,7 +940,7 @@ class RetryCall:
                 )
             return 0.0
         budget.on_failure()
-        if n >= self._config.max_attempts:
+        if n >= rules.config.max_attempts:
             self._finish(outcome)
             if on_event is not None:
                 on_event(
@@ -933,7 +952,7 @@ class RetryCall:
         if deadline is not None and env.now >= deadline:
             self._finish(outcome)
             return 0.0
-        timeout = self._is_timeout(outcome)
+        timeout = rules.is_timeout(outcome)
         if not budget.can_retry(timeout):
             budget.exhausted += 1
             self._finish(outcome)
@@ -942,8 +961,8 @@ class RetryCall:
             return 0.0
         if self._state is None:
             self._state = BackoffState()
-        rng = self._rng
-        sleep = self._config.backoff.delay(n, _no_random if rng is None else rng, self._state)
+        rng = rules.rng
+        sleep = rules.config.backoff.delay(n, _no_random if rng is None else rng, self._state)
         self._last_cost = budget.on_retry(timeout)
         self._holding_retry = True
         if metrics is not None:
@@ -955,7 +974,7 @@ class RetryCall:
                 f"Last attempt failed with exception '{_text(outcome)}'.",
             )
         if deadline is not None and env.now + sleep >= deadline:
-            self._finish(self._deadline_outcome)
+            self._finish(rules.deadline_outcome)
             return deadline - env.now
         return sleep
 
@@ -997,10 +1016,8 @@ def run_with_retry(
     Returns:
         The final outcome and the number of attempts made.
     """
-    call = RetryCall(
-        env,
+    rules = RetryRules(
         config,
-        budget,
         rng,
         is_success=is_success,
         is_retryable=is_retryable,
@@ -1010,6 +1027,7 @@ def run_with_retry(
         on_event=on_event,
         metrics=metrics,
     )
+    call = RetryCall(env, rules, budget)
     try:
         while True:
             limit = call.begin()

@@ -42,8 +42,10 @@ from patterns.retry import (
     RetryBudget,
     RetryConfig,
     RetryMetrics,
+    RetryRules,
 )
 from sim import scenario as sc
+from sim.request import Outcome
 
 if TYPE_CHECKING:
     import simpy
@@ -130,6 +132,7 @@ class CallPolicies:
         name: the resilience4j instance name, ``caller->callee``.
         layers: layer codes, outermost first, only those in use (the timeout only with one).
         retry: the retry policy, or None.
+        retry_rules: the retry policy with the simulator's outcomes, or None.
         budget: makes a fresh budget per calling instance, or None.
         breaker: the breaker config, or None.
         bulkhead: the bulkhead config, or None.
@@ -155,6 +158,7 @@ class CallPolicies:
         "name",
         "rate_limiter",
         "retry",
+        "retry_rules",
         "rng",
     )
 
@@ -162,7 +166,9 @@ class CallPolicies:
         self.name = name
         self.rng = rng
         self.retry: RetryConfig | None = None
+        self.retry_rules: RetryRules | None = None
         self.budget: Callable[[], RetryBudget] | None = None
+        self.metrics = RetryMetrics()
         if call.retry is not None:
             self.retry = RetryConfig(
                 max_attempts=call.retry.max_attempts,
@@ -170,6 +176,13 @@ class CallPolicies:
                 backoff=backoff_of(call.retry.backoff),
                 per_try_timeout=call.retry.per_try_timeout,
                 name=name,
+            )
+            self.retry_rules = RetryRules(
+                self.retry,
+                rng,
+                timeout_outcome=Outcome.TIMEOUT,
+                deadline_outcome=Outcome.DEADLINE_EXCEEDED,
+                metrics=self.metrics,
             )
             self.budget = budget_factory(call.retry.budget)
         cb = call.circuit_breaker
@@ -215,7 +228,6 @@ class CallPolicies:
         }
         order = call.order or sc.DEFAULT_POLICY_ORDER
         self.layers = tuple(_LAYER_CODES[layer] for layer in order if used[layer])
-        self.metrics = RetryMetrics()
         self.budget_exhausted = 0
         self.fallbacks = 0
         self.bulkhead_rejected = 0

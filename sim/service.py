@@ -71,7 +71,7 @@ from patterns.backpressure import QueueConfig as WaitQueueConfig
 from patterns.bulkhead import SemaphoreBulkhead, ThreadPoolBulkhead
 from patterns.circuit_breaker import OutlierDetector
 from patterns.degradation import Brownout, BrownoutConfig
-from patterns.retry import RetryCall, RetryConfig, within
+from patterns.retry import RetryCall, RetryRules, within
 from patterns.supervisor import CrashLoopBackOff, should_restart
 from sim.kernel import KILL_EXIT_CODE, TERM_EXIT_CODE, AllocationFailed, Cgroup, Host, Process
 from sim.memory import allocate, grow, settle
@@ -1137,17 +1137,10 @@ class PolicyEdge(Edge):
         policies: CallPolicies = self.policies  # type: ignore[assignment]  # no cast(): a call per hop
         budget = state.budget
         exhausted = 0 if budget is None else budget.exhausted
-        retry: RetryConfig = policies.retry  # type: ignore[assignment]  # no cast(): a call per hop
+        rules: RetryRules = policies.retry_rules  # type: ignore[assignment]  # no cast(): per hop
+        retry = rules.config
         env = self.env
-        call = RetryCall(
-            env,
-            retry,
-            budget,
-            policies.rng,
-            timeout_outcome=TIMEOUT,
-            deadline_outcome=DEADLINE_EXCEEDED,
-            metrics=policies.metrics,
-        )
+        call = RetryCall(env, rules, budget)
         below_per_try = self.propagate and retry.per_try_timeout is not None
         try:
             while True:
