@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 import simpy
+from test_admission import send
 
 from patterns.circuit_breaker import OutlierDetectionConfig, OutlierDetector
 from patterns.degradation import Brownout, BrownoutConfig
-from sim.request import Outcome, Request
+from sim.request import Outcome
 from sim.scenario import Scenario
 from sim.service import PANIC_THRESHOLD, LoadBalancer
 from sim.world import World
@@ -118,21 +119,6 @@ def three_carts(extra: dict[str, Any], faults: list[dict[str, Any]], duration: f
             }
         )
     )
-
-
-def send(world: World, times: list[float]) -> list[tuple[int, str, float]]:
-    env = world.env
-    edge = world.edge("client", "api")
-    log: list[tuple[int, str, float]] = []
-
-    def user(rid: int, at: float):
-        yield env.timeout(at)
-        outcome = yield from edge.call(Request(rid, 0, env.now))
-        log.append((rid, outcome.label, round(env.now, 9)))
-
-    for rid, at in enumerate(times):
-        env.process(user(rid, at))
-    return log
 
 
 def test_outlier_detection_in_a_world_ejects_one_of_three_then_brings_it_back():
