@@ -984,17 +984,12 @@ class PolicyEdge(Edge):
     __slots__ = ()
 
     def call(self, request: Request, caller: Instance | None = None) -> HopResult:
-        """Make the call through the policy chain; count the caller's final view once."""
-        env = self.env
-        t0 = env.now
-        try:
-            outcome = yield from self._chain(0, request, self._state(caller))
-        except simpy.Interrupt:
-            self.stats.record(env.now, RESET, env.now - t0)
-            raise
-        now = env.now
-        self.stats.record(now, outcome, now - t0)
-        return outcome
+        """Make the call through the policy chain; count the caller's final view once.
+
+        A plain function handing back the chain's generator (which counts the call, as it is
+        the outermost level), so that the caller's ``yield from`` drives it directly.
+        """
+        return self._chain(0, request, self._state(caller), self.env.now)
 
     def _state(self, caller: Instance | None) -> ClientState:
         """The policy state of ``caller`` for this edge, made on its first call."""
@@ -1022,12 +1017,15 @@ class PolicyEdge(Edge):
 
         return sink
 
-    def _chain(self, index: int, request: Request, state: ClientState) -> HopResult:
+    def _chain(
+        self, index: int, request: Request, state: ClientState, t0: float = -1.0
+    ) -> HopResult:
         """Layers ``index``.. of the policy chain (outermost first) around the transport.
 
         The layers that do not wait (fallback, circuit breaker, a rate limiter or bulkhead that
-        grant or refuse at once) run inline in one generator; only the retry, the timeout and a
-        bulkhead that waits for a permit nest a generator level.
+        grant or refuse at once) run inline in one generator, and so does the retry loop; each
+        attempt, the timeout's child and a bulkhead that waits for a permit nest a level. ``t0``
+        (the call's start) is given to the outermost level only: it counts the caller's view.
         """
         policies: CallPolicies = self.policies  # type: ignore[assignment]  # no cast(): a call per hop
         layers = policies.layers
@@ -1083,8 +1081,37 @@ class PolicyEdge(Edge):
                         break
                     i += 1
                     continue
-                if layer == RETRY:
-                    outcome = yield from self._retry(i + 1, request, state)
+                if layer == RETRY:  # RetryCall decides; each attempt is the rest of the chain
+                    inner = i + 1
+                    budget = state.budget
+                    exhausted = 0 if budget is None else budget.exhausted
+                    rules: RetryRules = policies.retry_rules  # type: ignore[assignment]
+                    call = RetryCall(env, rules, budget)
+                    below_per_try = self.propagate and rules.config.per_try_timeout is not None
+                    try:
+                        while True:
+                            limit = call.begin()
+                            if limit is None:
+                                sleep = call.end((yield from self._chain(inner, request, state)))
+                            else:
+                                hop = request.within(env.now + limit) if below_per_try else request
+                                child = env.process(self._chain(inner, hop, state))
+                                yield within(env, child, limit)
+                                if hop is not request:
+                                    request.merge(hop)
+                                ended = child.triggered
+                                sleep = call.end(child.value if ended else None, ended)
+                            if sleep > 0:
+                                yield env.timeout(sleep)
+                            if call.over:
+                                break
+                    finally:
+                        call.close()
+                    if budget is not None:
+                        policies.budget_exhausted += budget.exhausted - exhausted
+                    outcome = call.outcome  # type: ignore[assignment]
+                    if outcome is TIMEOUT and request.origin is None:
+                        request.origin = (self.name, TIMEOUT)
                     break
                 # the timeout (resilience4j's TimeLimiter): the callee goes on after it fires
                 timeout: float = self.timeout  # type: ignore[assignment]  # no cast(): a call per hop
@@ -1102,6 +1129,8 @@ class PolicyEdge(Edge):
         except BaseException as exc:
             # unwind the layers entered, innermost first, as their generators would have
             interrupted = isinstance(exc, simpy.Interrupt)
+            if interrupted and t0 >= 0:  # the caller died mid-call: it ends with its connection
+                self.stats.record(env.now, RESET, env.now - t0)
             for j in range(i - 1, index - 1, -1):
                 layer = layers[j]
                 if layer == BULKHEAD:
@@ -1130,41 +1159,9 @@ class PolicyEdge(Edge):
             elif layer == FALLBACK and outcome > DEGRADED:
                 policies.fallbacks += 1
                 outcome = DEGRADED
-        return outcome
-
-    def _retry(self, inner: int, request: Request, state: ClientState) -> HopResult:
-        """The retry layer around layers ``inner``.. of the chain (:class:`RetryCall` decides)."""
-        policies: CallPolicies = self.policies  # type: ignore[assignment]  # no cast(): a call per hop
-        budget = state.budget
-        exhausted = 0 if budget is None else budget.exhausted
-        rules: RetryRules = policies.retry_rules  # type: ignore[assignment]  # no cast(): per hop
-        retry = rules.config
-        env = self.env
-        call = RetryCall(env, rules, budget)
-        below_per_try = self.propagate and retry.per_try_timeout is not None
-        try:
-            while True:
-                limit = call.begin()
-                if limit is None:
-                    sleep = call.end((yield from self._chain(inner, request, state)))
-                else:
-                    hop = request.within(env.now + limit) if below_per_try else request
-                    child = env.process(self._chain(inner, hop, state))
-                    yield within(env, child, limit)
-                    if hop is not request:
-                        request.merge(hop)
-                    sleep = call.end(child.value if child.triggered else None, child.triggered)
-                if sleep > 0:
-                    yield env.timeout(sleep)
-                if call.over:
-                    break
-        finally:
-            call.close()
-        if budget is not None:
-            policies.budget_exhausted += budget.exhausted - exhausted
-        outcome: Outcome = call.outcome  # type: ignore[assignment]  # no cast(): a call per hop
-        if outcome is TIMEOUT and request.origin is None:
-            request.origin = (self.name, TIMEOUT)
+        if t0 >= 0:
+            now = env.now
+            self.stats.record(now, outcome, now - t0)
         return outcome
 
     def _bulkhead_wait(self, inner: int, request: Request, state: ClientState) -> HopResult:
