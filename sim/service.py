@@ -1223,6 +1223,9 @@ class Service:
         self.call_rng = call_rng
         self.instances: list[Instance] = []
         self.edges: list[Edge] = []
+        """The calls, in order (the World adds them; never changed while running)."""
+        self.every_call_made = True
+        """Whether every call has probability 1 (then no draw and no list per request)."""
         self.comm = name[:15]  # TASK_COMM_LEN: the kernel keeps 15 characters of a name
         self.per_request = config.memory.per_request
         self.per_queued = config.memory.per_queued
@@ -1241,13 +1244,17 @@ class Service:
 
         ``caller`` is the instance making them: it holds the client-side policy state.
         """
-        chosen = [
-            edge
-            for edge in self.edges
-            if edge.probability >= 1.0 or self.call_rng() < edge.probability
-        ]
+        chosen = self.edges
         if not chosen:
             return OK
+        if not self.every_call_made:
+            chosen = [
+                edge
+                for edge in chosen
+                if edge.probability >= 1.0 or self.call_rng() < edge.probability
+            ]
+            if not chosen:
+                return OK
         env = self.env
         deadline = request.deadline  # the callers gave up after it: do not call on their behalf
         degraded = False

@@ -103,6 +103,7 @@ class World:
                     call,
                 )
                 self.services[name].edges.append(edge)
+            self.services[name].every_call_made = all(c.probability >= 1.0 for c in cfg.calls)
         self._policy_edges = [
             (service, edge)
             for service in self.services.values()
