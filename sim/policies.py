@@ -125,6 +125,11 @@ def breaker_config(spec: sc.CircuitBreakerSpec) -> CircuitBreakerConfig:
     )
 
 
+def _succeeded(outcome: Outcome) -> bool:
+    """``ok`` or ``degraded``: :meth:`Outcome.success` without a property lookup per attempt."""
+    return outcome <= Outcome.DEGRADED
+
+
 class CallPolicies:
     """The compiled policy chain of one edge (shared by all its calling instances).
 
@@ -180,6 +185,7 @@ class CallPolicies:
             self.retry_rules = RetryRules(
                 self.retry,
                 rng,
+                is_success=_succeeded,
                 timeout_outcome=Outcome.TIMEOUT,
                 deadline_outcome=Outcome.DEADLINE_EXCEEDED,
                 metrics=self.metrics,
