@@ -165,6 +165,7 @@ class CallPolicies:
         "retry",
         "retry_rules",
         "rng",
+        "unwind",
     )
 
     def __init__(self, name: str, call: sc.Call, rng: Callable[[], float]) -> None:
@@ -234,6 +235,22 @@ class CallPolicies:
         }
         order = call.order or sc.DEFAULT_POLICY_ORDER
         self.layers = tuple(_LAYER_CODES[layer] for layer in order if used[layer])
+        layers = self.layers
+        self.unwind = [
+            [
+                tuple(
+                    layer
+                    for layer in reversed(layers[start:stop])
+                    if layer in (FALLBACK, CIRCUIT_BREAKER)
+                    or (layer == BULKHEAD and not self.bulkhead_waits)
+                )
+                for stop in range(len(layers) + 1)
+            ]
+            for start in range(len(layers) + 1)
+        ]
+        """``unwind[start][stop]``: the layers a chain level entered from ``start`` and left
+        before ``stop`` that act on its way out, innermost first (a bulkhead that may wait
+        releases itself)."""
         self.budget_exhausted = 0
         self.fallbacks = 0
         self.bulkhead_rejected = 0

@@ -1131,32 +1131,22 @@ class PolicyEdge(Edge):
             interrupted = isinstance(exc, simpy.Interrupt)
             if interrupted and t0 >= 0:  # the caller died mid-call: it ends with its connection
                 self.stats.record(env.now, RESET, env.now - t0)
-            for j in range(i - 1, index - 1, -1):
-                layer = layers[j]
+            for layer in policies.unwind[index][i]:
                 if layer == BULKHEAD:
-                    bulkhead = state.bulkhead
-                    if isinstance(bulkhead, SemaphoreBulkhead):
-                        bulkhead.on_complete()
+                    state.bulkhead.on_complete()  # type: ignore[union-attr]
                 elif layer == CIRCUIT_BREAKER and interrupted:
-                    breaker = state.breaker
-                    if breaker is not None:
-                        breaker.release_permission()  # abandoned without an outcome
+                    state.breaker.release_permission()  # type: ignore[union-attr]
             raise
-        for j in range(i - 1, index - 1, -1):
-            layer = layers[j]
+        for layer in policies.unwind[index][i]:
             if layer == BULKHEAD:
-                bulkhead = state.bulkhead
-                if isinstance(bulkhead, SemaphoreBulkhead):
-                    bulkhead.on_complete()
+                state.bulkhead.on_complete()  # type: ignore[union-attr]
             elif layer == CIRCUIT_BREAKER:
                 breaker = state.breaker
-                if breaker is None:
-                    continue
                 if outcome <= DEGRADED:
-                    breaker.on_success(env.now - breaker_t0)
+                    breaker.on_success(env.now - breaker_t0)  # type: ignore[union-attr]
                 else:
-                    breaker.on_error(env.now - breaker_t0, outcome.label)
-            elif layer == FALLBACK and outcome > DEGRADED:
+                    breaker.on_error(env.now - breaker_t0, outcome.label)  # type: ignore[union-attr]
+            elif outcome > DEGRADED:  # the fallback
                 policies.fallbacks += 1
                 outcome = DEGRADED
         if t0 >= 0:
