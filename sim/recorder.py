@@ -96,15 +96,19 @@ class EntityStats:
         self.in_system = 0
         self.last = 0.0
 
-    def record(self, now: float, outcome: int, latency: float) -> None:
+    def record(self, now: float, outcome: int, latency: float, leaving: bool = False) -> None:
         """Count one finished request (or hop) with its latency.
 
-        The bin index and :func:`bucket_of` are computed inline here and in :meth:`waited` and
+        ``leaving``: it also leaves the entity (``change(now, -1)`` in the same pass). The bin index and :func:`bucket_of` are computed inline here and in :meth:`waited` and
         :meth:`change`: these run on every hop, where a function call is a measurable cost.
         """
         index = int(now * self.inv_width)
         if index >= self.n_bins:
             index = self.n_bins - 1
+        if leaving:
+            self.area[index] += self.in_system * (now - self.last)
+            self.last = now
+            self.in_system -= 1
         self.counts[index * N_OUTCOMES + outcome] += 1
         if outcome <= 1:  # ok or degraded
             self.lat_sum[index] += latency

@@ -703,9 +703,7 @@ class Instance:
     def _done(self, outcome: Outcome, t0: float) -> Outcome:
         """Count the hop's end (``serve``'s ``finally`` forgets the process)."""
         now = self.env.now
-        stats = self.service.stats
-        stats.change(now, -1)
-        stats.record(now, outcome, now - t0)
+        self.service.stats.record(now, outcome, now - t0, leaving=True)
         return outcome
 
     def _work(self, request: Request, process: Process) -> HopResult:
