@@ -99,7 +99,9 @@ class EntityStats:
     def record(self, now: float, outcome: int, latency: float, leaving: bool = False) -> None:
         """Count one finished request (or hop) with its latency.
 
-        ``leaving``: it also leaves the entity (``change(now, -1)`` in the same pass). The bin index and :func:`bucket_of` are computed inline here and in :meth:`waited` and
+        ``leaving``: it also leaves the entity (``change(now, -1)`` in the same pass).
+
+        The bin index and :func:`bucket_of` are computed inline here and in :meth:`waited` and
         :meth:`change`: these run on every hop, where a function call is a measurable cost.
         """
         index = int(now * self.inv_width)
