@@ -194,6 +194,7 @@ class Cgroup:
         "children",
         "events",
         "last_reclaim",
+        "lineage",
         "members",
         "memory_high",
         "memory_low",
@@ -216,6 +217,8 @@ class Cgroup:
     def __init__(self, name: str, parent: Cgroup | None, memory_max: float = UNLIMITED) -> None:
         self.name = name
         self.parent = parent
+        self.lineage: tuple[Cgroup, ...] = (self,) if parent is None else (self, *parent.lineage)
+        """This cgroup and every ancestor up to the root, lowest first (a cgroup never moves)."""
         self.path: str = "/" if parent is None else f"{parent.path.rstrip('/')}/{name}"
         self.children: list[Cgroup] = []
         self.memory_max = memory_max
@@ -247,10 +250,7 @@ class Cgroup:
 
     def ancestors(self) -> Iterator[Cgroup]:
         """This cgroup and every ancestor up to the root, lowest first."""
-        node: Cgroup | None = self
-        while node is not None:
-            yield node
-            node = node.parent
+        return iter(self.lineage)
 
     def walk(self) -> Iterator[Cgroup]:
         """This cgroup and its descendants, pre-order (the kernel's css scan order)."""
@@ -287,20 +287,16 @@ class Cgroup:
 
     def try_add(self, amount: int) -> bool:
         """Charge ``amount`` up the tree if no ``memory.max`` is crossed; else change nothing."""
-        node: Cgroup | None = self
-        while node is not None:
+        for node in self.lineage:
             usage = node.usage + amount
             if usage > node.memory_max:
-                undo: Cgroup | None = self
-                while undo is not node:
-                    assert undo is not None
+                for undo in self.lineage:
+                    if undo is node:
+                        return False
                     undo.usage -= amount
-                    undo = undo.parent
-                return False
             node.usage = usage
             if usage > node.peak:
                 node.peak = usage
-            node = node.parent
         return True
 
     def over_limit(self, amount: int) -> Cgroup | None:
@@ -462,10 +458,8 @@ class Process:
         host = self.host
         if amount <= self.rss:  # the common case: all of it resident
             self.rss -= amount
-            node: Cgroup | None = self.cgroup
-            while node is not None:
+            for node in self.cgroup.lineage:
                 node.usage -= amount
-                node = node.parent
             host.used -= amount
             host.committed -= amount
         else:
