@@ -752,8 +752,9 @@ def timeline(result: Any, scenario: sc.Scenario, slo: pd.DataFrame) -> pd.DataFr
 
     The cause of an entry is the latest earlier entry of a kind :data:`CAUSES` allows, looked
     for first on the same subject (instance, breaker, host...), then on the same service or one
-    it calls (transitively), then on the same host, and finally any fault: a heuristic reading of
-    the log, the way an engineer would read it, not a proof.
+    it calls (transitively), then on the same host, and finally a fault on a service connected
+    to it in the call graph: a heuristic reading of the log, the way an engineer would read it,
+    not a proof.
 
     Returns:
         ``t, t_last, count, kind, entity, service, host, text, cause`` (the row index of the
@@ -793,7 +794,12 @@ def timeline(result: Any, scenario: sc.Scenario, slo: pd.DataFrame) -> pd.DataFr
 
 def _link(entries: list[_Entry], graph: nx.DiGraph[str]) -> None:
     """Set each entry's cause (see :func:`timeline`)."""
-    depends: dict[str, set[str]] = {s: {s, *nx.descendants(graph, s)} for s in graph}
+    reach = {
+        s: _Reach(
+            {s, *nx.descendants(graph, s)}, {s, *nx.ancestors(graph, s), *nx.descendants(graph, s)}
+        )
+        for s in graph
+    }
     for index, entry in enumerate(entries):
         allowed = CAUSES[entry.kind]
         best: tuple[int, int] | None = None  # (scope, index): the closest, then the latest
@@ -801,7 +807,7 @@ def _link(entries: list[_Entry], graph: nx.DiGraph[str]) -> None:
             candidate = entries[earlier]
             if candidate.kind not in allowed:
                 continue
-            scope = _scope(candidate, entry, depends)
+            scope = _scope(candidate, entry, reach)
             if scope is not None and (best is None or scope < best[0]):
                 best = (scope, earlier)
                 if scope == 0:
@@ -809,18 +815,33 @@ def _link(entries: list[_Entry], graph: nx.DiGraph[str]) -> None:
         entry.cause = None if best is None else best[1]
 
 
-def _scope(cause: _Entry, entry: _Entry, depends: dict[str, set[str]]) -> int | None:
+@dataclass(frozen=True)
+class _Reach:
+    """Services related to one in the call graph."""
+
+    depends: set[str]
+    """Itself and what it calls, transitively."""
+    connected: set[str]
+    """Itself, its callers and what it calls, transitively."""
+
+
+def _scope(cause: _Entry, entry: _Entry, reach: dict[str, _Reach]) -> int | None:
     """How close a candidate cause is to an entry (lower is closer; ``None``: unrelated).
 
-    0 the same subject, 1 the same service or one it calls, 2 the same host, 3 a fault anywhere.
+    0 the same subject; 1 the same service or one it calls; 2 the same host; 3 a fault on a
+    service connected to it in the call graph. An earlier entry of the same kind on the same
+    subject is a previous episode, not a cause.
     """
     if cause.key == entry.key:
-        return 0
-    if entry.service is not None and cause.service in depends.get(entry.service, ()):
+        return None if cause.kind == entry.kind else 0
+    related = reach.get(entry.service or "")
+    if related is not None and cause.service in related.depends:
         return 1
     if entry.host is not None and cause.host == entry.host:
         return 2
-    return 3 if cause.kind == "fault_start" else None
+    if related is not None and cause.kind == "fault_start" and cause.service in related.connected:
+        return 3
+    return None
 
 
 _POD = re.compile(r"/pod-([^/]+)/")
@@ -857,7 +878,8 @@ def _event_entries(
             killed = _KILLED.match(detail)
             text = f"kernel: {killed.group(1) if killed else detail} in {instance or entity}"
             service = instances.get(instance or "")
-            found = ("oom_kill", text, instance or entity, service, on_host)
+            entity = instance or entity
+            found = ("oom_kill", text, entity, service, on_host)
         elif kind in ("kernel_panic", "node_not_ready", "node_ready"):
             found = (kind, f"{host}: {detail}", host, None, on_host)
         elif kind == "NodeHasInsufficientMemory":

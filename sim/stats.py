@@ -76,7 +76,9 @@ def t_quantile(p: float, df: float) -> float:
     """The ``p``-quantile of Student's t with ``df`` degrees of freedom (``0 < p < 1``).
 
     Bisection on :func:`t_cdf` over a bracket found by doubling; it stops when the bracket no
-    longer shrinks in floating point, so the result is within a few ulps of the exact quantile.
+    longer shrinks in floating point. Within 1e-13 of the exact quantile up to 10^4 degrees of
+    freedom, 1e-9 up to 10^7 (the log-gamma difference in the incomplete beta loses digits
+    as its arguments grow).
     """
     if not 0.0 < p < 1.0:
         raise ValueError(f"p must be within (0, 1), got {p}")
