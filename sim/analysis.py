@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from sim import scenario as sc
-from sim.recorder import CLIENT, bin_count, bucket_value
+from sim.recorder import CLIENT, RunResult, bin_count, bucket_value
 from sim.request import OUTCOMES, Outcome
 from sim.units import format_bytes, format_duration
 from sim.world import MEMORY_THROTTLING_FACTOR
@@ -195,11 +195,11 @@ class Analysis:
             "impacted_count": len(blast.impacted),
             "blast_radius": blast.count,
             "blast_radius_fraction": blast.fraction,
-            "impacted_hosts": len(blast.impacted_hosts),
+            "impacted_hosts": ",".join(blast.impacted_hosts),
             "user_impact_fraction": blast.user_impact_fraction,
             "user_impact_requests": blast.user_impact_requests,
             "collateral_kills": blast.collateral_kills,
-            "potential": len(blast.potential),
+            "potential": ",".join(blast.potential),
             "containment": blast.containment,
             "recovered": recovery.recovered,
             "recovered_at": recovery.recovered_at,
@@ -254,7 +254,7 @@ class _Traffic:
         return np.asarray(self.counts[:, Outcome.OK] + self.counts[:, Outcome.DEGRADED])
 
 
-def _traffic(result: Any, entities: list[str], bins: _Bins) -> _Traffic:
+def _traffic(result: RunResult, entities: list[str], bins: _Bins) -> _Traffic:
     """Sum the per-bin counters and histograms of ``entities``.
 
     Counts come back from the time series' per-second rates times each bin's length (rounded:
@@ -306,7 +306,7 @@ def _over(hist: np.ndarray, threshold: float) -> np.ndarray:
 # --------------------------------------------------------------------------- SLO windows
 
 
-def slo_windows(result: Any, scenario: sc.Scenario) -> pd.DataFrame:
+def slo_windows(result: RunResult, scenario: sc.Scenario) -> pd.DataFrame:
     """Every service's SLO over its rolling window, evaluated at the end of every bin.
 
     A window of ``round(window / bin)`` bins ending at ``t`` meets the SLO when its success
@@ -552,7 +552,7 @@ def _instance_services(entities: pd.DataFrame) -> dict[str, str]:
     return dict(zip(rows["entity"].astype(str), rows["service"].astype(str), strict=True))
 
 
-def analyze(result: Any, scenario: sc.Scenario, hold: float | None = None) -> Analysis:
+def analyze(result: RunResult, scenario: sc.Scenario, hold: float | None = None) -> Analysis:
     """Analyse one run.
 
     Args:
@@ -738,7 +738,7 @@ class _Entry:
     cause: int | None = None
 
 
-def timeline(result: Any, scenario: sc.Scenario, slo: pd.DataFrame) -> pd.DataFrame:
+def timeline(result: RunResult, scenario: sc.Scenario, slo: pd.DataFrame) -> pd.DataFrame:
     """The incident timeline: what happened, in order, each entry linked to its likely cause.
 
     Entries come from the event log (faults, the kernel's OOM kills and panics, the kubelet's
@@ -957,7 +957,7 @@ def _instance_of(cgroup: str, instances: dict[str, str]) -> str | None:
     return None
 
 
-def _memory_entries(result: Any, instances: dict[str, str]) -> list[_Entry]:
+def _memory_entries(result: RunResult, instances: dict[str, str]) -> list[_Entry]:
     """A container, cgroup or host whose memory reaches :data:`MEMORY_NEAR_LIMIT` of its limit.
 
     Rising edges only, after the first bin: from ``memory_peak`` (the bin's highest usage) of an
@@ -1060,21 +1060,27 @@ def narrate(analysis: Analysis) -> list[str]:
     incident, blast, recovery = analysis.incident, analysis.blast, analysis.recovery
     lines = []
     if incident.targets or incident.faulted_hosts:
-        aimed = ", ".join([*incident.targets, *incident.faulted_hosts])
-        trigger = (
-            f"until {_at(incident.trigger_end)}"
-            if incident.trigger_end is not None
-            else "to the end of the run"
-        )
-        lines.append(f"Faults from {_at(incident.start)} {trigger}, aimed at {aimed}.")
+        aimed = ", ".join(incident.targets) or "no service"
+        if incident.faulted_hosts:
+            aimed += f" (faulted hosts: {', '.join(incident.faulted_hosts)})"
+        if incident.trigger_end is None:
+            when = f"Faults from {_at(incident.start)} to the end of the run"
+        elif incident.trigger_end == incident.start:
+            when = f"A fault at {_at(incident.start)} (instantaneous)"
+        else:
+            when = f"Faults from {_at(incident.start)} until {_at(incident.trigger_end)}"
+        lines.append(f"{when}, aimed at {aimed}.")
     else:
         lines.append("No fault is injected: the whole run is the incident window.")
     impacted = ", ".join(blast.impacted) or "none"
+    reach = (
+        "n/a (no other service within reach)"
+        if math.isnan(blast.containment)
+        else f"{blast.containment:.0%} of the reachable {', '.join(blast.potential)}"
+    )
     lines.append(
         f"Impacted services: {impacted}; blast radius {blast.count} beyond the targets "
-        f"({blast.fraction:.0%} of the services); containment "
-        + ("n/a" if math.isnan(blast.containment) else f"{blast.containment:.0%}")
-        + f" of {len(blast.potential)} reachable."
+        f"({blast.fraction:.0%} of the services); containment {reach}."
     )
     lines.append(
         f"Users: {blast.user_impact_fraction:.2%} of requests failed or were too slow during the "
