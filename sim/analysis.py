@@ -297,10 +297,14 @@ def _window_bins(window: float, bins: _Bins) -> int:
     return max(1, round(window / bins.width))
 
 
+def _bucket_values(hist: np.ndarray) -> np.ndarray:
+    """The latency each bucket (column) of a histogram stands for."""
+    return np.array([bucket_value(b) for b in range(hist.shape[1])])
+
+
 def _over(hist: np.ndarray, threshold: float) -> np.ndarray:
     """Per row, the successful requests slower than ``threshold`` (by their bucket's value)."""
-    slow = np.array([bucket_value(b) > threshold for b in range(hist.shape[1])])
-    return np.asarray(hist[:, slow].sum(axis=1))
+    return np.asarray(hist[:, _bucket_values(hist) > threshold].sum(axis=1))
 
 
 # --------------------------------------------------------------------------- SLO windows
@@ -328,14 +332,14 @@ def slo_windows(result: RunResult, scenario: sc.Scenario) -> pd.DataFrame:
         k = _window_bins(slo.window, bins)
         if bins.n < k:
             continue
-        counts = _rolling(traffic.counts, k)
-        hist = _rolling(traffic.hist, k)
-        finished = counts.sum(axis=1)
-        good = counts[:, Outcome.OK] + counts[:, Outcome.DEGRADED]
+        windows = _Traffic(_rolling(traffic.counts, k), _rolling(traffic.hist, k))
+        finished = windows.finished
         with np.errstate(invalid="ignore", divide="ignore"):
-            availability = np.where(finished > 0, good / finished, np.nan)
-            degraded = np.where(finished > 0, counts[:, Outcome.DEGRADED] / finished, np.nan)
-        p99 = _quantiles(hist, SLO_QUANTILE)
+            availability = np.where(finished > 0, windows.good / finished, np.nan)
+            degraded = np.where(
+                finished > 0, windows.counts[:, Outcome.DEGRADED] / finished, np.nan
+            )
+        p99 = _quantiles(windows.hist, SLO_QUANTILE)
         violated = (finished > 0) & (
             (np.nan_to_num(availability, nan=0.0) < slo.availability)
             | (np.nan_to_num(p99, nan=0.0) > slo.latency_p99)
@@ -369,8 +373,7 @@ def _quantiles(hist: np.ndarray, q: float) -> np.ndarray:
     totals = hist.sum(axis=1)
     seen = hist.cumsum(axis=1)
     first = np.argmax(seen >= (q * totals)[:, None], axis=1)
-    values = np.array([bucket_value(b) for b in range(hist.shape[1])])
-    return np.where(totals > 0, values[first], np.nan)
+    return np.where(totals > 0, _bucket_values(hist)[first], np.nan)
 
 
 # --------------------------------------------------------------------------- the incident
@@ -578,20 +581,15 @@ def analyze(result: RunResult, scenario: sc.Scenario, hold: float | None = None)
     )
     events = result.events
     downed = {f.target for f in scenario.faults if isinstance(f, sc.HostDownFault)}
-    dead = _events_between(events, DEATH_KINDS, start, end)
     users = _traffic(result, [CLIENT], bins)
     window = _incident_bins(bins, start, end)
-    finished = users.finished[window]
-    good = users.good[window]
-    latency_slo = scenario.slo_for(scenario.workload.entry).latency_p99
-    bad = int((finished - good).sum() + _over(users.hist[window], latency_slo).sum())
-    total = int(finished.sum())
+    bad, total = user_impact(users, window, scenario.slo_for(scenario.workload.entry).latency_p99)
     blast = BlastRadius(
         impacted=impacted,
         beyond_targets=beyond,
         count=len(beyond),
         fraction=len(beyond) / len(scenario.services),
-        impacted_hosts=tuple(sorted(set(dead["host"]) & {h.name for h in scenario.hosts})),
+        impacted_hosts=impacted_hosts(events, [h.name for h in scenario.hosts], start, end),
         user_impact_fraction=bad / total if total else 0.0,
         user_impact_requests=bad,
         collateral_kills=collateral_kills(events, result.entities, targets, downed, start, end),
@@ -600,8 +598,6 @@ def analyze(result: RunResult, scenario: sc.Scenario, hold: float | None = None)
     )
 
     recovery_from = trigger_end if trigger_end is not None else start
-    with np.errstate(invalid="ignore", divide="ignore"):
-        error_rates = np.where(finished > 0, (finished - good) / finished, 0.0)
     recovery = Recovery(
         recovered=recovered,
         recovered_at=recovered_at,
@@ -614,7 +610,7 @@ def analyze(result: RunResult, scenario: sc.Scenario, hold: float | None = None)
         metastable=metastable_verdict(trigger_end, recovered_at, hold, run_end),
         hold=hold,
         goodput_lost=goodput_lost(users.good, bins.spans, window),
-        peak_error_rate=float(error_rates.max()) if len(error_rates) else 0.0,
+        peak_error_rate=peak_error_rate(users, window),
         restarts=len(_events_between(events, ["restart"], recovery_from, end)),
         oom_kills=len(_events_between(events, ["oom_kill"], recovery_from, end)),
     )
@@ -626,6 +622,33 @@ def analyze(result: RunResult, scenario: sc.Scenario, hold: float | None = None)
         timeline=timeline(result, scenario, slo),
         reasons=failure_reasons(result.failures),
     )
+
+
+def user_impact(users: _Traffic, window: slice, latency_slo: float) -> tuple[int, int]:
+    """``(bad, finished)`` user requests in the incident's bins.
+
+    Bad: failed, or successful but slower than ``latency_slo`` (by their histogram bucket's
+    value, as the SLO's p99 reads it).
+    """
+    finished = users.finished[window]
+    failed = int((finished - users.good[window]).sum())
+    return failed + int(_over(users.hist[window], latency_slo).sum()), int(finished.sum())
+
+
+def peak_error_rate(users: _Traffic, window: slice) -> float:
+    """The highest per-bin share of failed user requests in the incident's bins (0 if none)."""
+    finished = users.finished[window]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.where(finished > 0, (finished - users.good[window]) / finished, 0.0)
+    return float(rates.max()) if len(rates) else 0.0
+
+
+def impacted_hosts(
+    events: pd.DataFrame, hosts: Iterable[str], start: float, end: float
+) -> tuple[str, ...]:
+    """Hosts where a process died in ``[start, end]`` (an event of :data:`DEATH_KINDS`)."""
+    dead = _events_between(events, DEATH_KINDS, start, end)
+    return tuple(sorted(set(dead["host"]) & set(hosts)))
 
 
 def goodput_lost(good: np.ndarray, spans: np.ndarray, window: slice) -> float:

@@ -390,6 +390,8 @@ def plan(
         raise ExperimentError(f"reps must be at least 1, got {reps}")
     if not variants:
         raise ExperimentError("no variant to run")
+    if not points:
+        raise ExperimentError("no point to run (a swept path has no value)")
     first = scenario.seed if seed is None else seed
     tasks: list[Task] = []
     seen: set[Key] = set()
