@@ -816,26 +816,25 @@ def timeline(result: RunResult, scenario: sc.Scenario, slo: pd.DataFrame) -> pd.
 
 
 def _link(entries: list[_Entry], graph: nx.DiGraph[str]) -> None:
-    """Set each entry's cause (see :func:`timeline`)."""
+    """Set each entry's cause (see :func:`timeline`).
+
+    Earlier entries are indexed by kind and by subject, service and host, so each entry finds
+    its cause without scanning the whole timeline (a flapping breaker in a long run makes
+    thousands of entries).
+    """
     reach = {
         s: _Reach(
             {s, *nx.descendants(graph, s)}, {s, *nx.ancestors(graph, s), *nx.descendants(graph, s)}
         )
         for s in graph
     }
+    seen: dict[tuple[str, str, str], dict[str, int]] = {}
+    """(kind, "key" | "service" | "host", its value) -> subject key -> latest entry index."""
     for index, entry in enumerate(entries):
-        allowed = CAUSES[entry.kind]
-        best: tuple[int, int] | None = None  # (scope, index): the closest, then the latest
-        for earlier in range(index - 1, -1, -1):
-            candidate = entries[earlier]
-            if candidate.kind not in allowed:
-                continue
-            scope = _scope(candidate, entry, reach)
-            if scope is not None and (best is None or scope < best[0]):
-                best = (scope, earlier)
-                if scope == 0:
-                    break
-        entry.cause = None if best is None else best[1]
+        entry.cause = _cause(entry, seen, reach.get(entry.service or ""))
+        for scope, value in (("key", entry.key), ("service", entry.service), ("host", entry.host)):
+            if value is not None:
+                seen.setdefault((entry.kind, scope, value), {})[entry.key] = index
 
 
 @dataclass(frozen=True)
@@ -848,22 +847,33 @@ class _Reach:
     """Itself, its callers and what it calls, transitively."""
 
 
-def _scope(cause: _Entry, entry: _Entry, reach: dict[str, _Reach]) -> int | None:
-    """How close a candidate cause is to an entry (lower is closer; ``None``: unrelated).
+def _cause(
+    entry: _Entry, seen: dict[tuple[str, str, str], dict[str, int]], related: _Reach | None
+) -> int | None:
+    """The latest earlier entry of an allowed kind, in the closest scope that has one.
 
-    0 the same subject; 1 the same service or one it calls; 2 the same host; 3 a fault on a
-    service connected to it in the call graph. An earlier entry of the same kind on the same
-    subject is a previous episode, not a cause.
+    Scopes, closest first: the same subject; the same service or one it calls; the same host;
+    a fault on a service connected to it in the call graph. An earlier entry of the same kind
+    on the same subject is a previous episode, not a cause.
     """
-    if cause.key == entry.key:
-        return None if cause.kind == entry.kind else 0
-    related = reach.get(entry.service or "")
-    if related is not None and cause.service in related.depends:
-        return 1
-    if entry.host is not None and cause.host == entry.host:
-        return 2
-    if related is not None and cause.kind == "fault_start" and cause.service in related.connected:
-        return 3
+    allowed = CAUSES[entry.kind]
+    faults = ("fault_start",) if "fault_start" in allowed else ()
+    scopes: tuple[tuple[str, Iterable[str], tuple[str, ...]], ...] = (
+        ("key", [entry.key], allowed),
+        ("service", related.depends if related else (), allowed),
+        ("host", [entry.host] if entry.host is not None else (), allowed),
+        ("service", related.connected if related else (), faults),
+    )
+    for scope, values, kinds in scopes:
+        found = [
+            index
+            for kind in kinds
+            for value in values
+            for key, index in seen.get((kind, scope, value), {}).items()
+            if not (kind == entry.kind and key == entry.key)
+        ]
+        if found:
+            return max(found)
     return None
 
 
