@@ -93,6 +93,41 @@ def _load(source: str) -> Any:
         _fail(str(exc))
 
 
+def _seconds(flag: str, text: str) -> float:
+    """A positive duration given to ``flag`` (``90s``, ``10m``), or a one-line error."""
+    from sim.units import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        _fail(f"{flag}: {exc}")
+    if not seconds > 0:
+        _fail(f"{flag}: must be greater than 0")
+    return seconds
+
+
+def _with_duration(scenario: Any, duration: str | None) -> Any:
+    """The scenario with ``--duration`` applied (and validated again)."""
+    from sim.scenario import ScenarioError
+
+    if duration is None:
+        return scenario
+    length = _seconds("--duration", duration)
+    try:
+        return scenario.with_overrides({"duration": length})
+    except ScenarioError as exc:
+        _fail("\n".join(f"--duration {duration}: {p}" for p in exc.problems))
+
+
+def _check_variant(scenario: Any, variant: str | None, flag: str = "--variant") -> None:
+    from sim.scenario import ScenarioError
+
+    try:
+        scenario.with_variant(variant)
+    except ScenarioError as exc:
+        _fail("\n".join(f"{flag} {variant}: {p}" for p in exc.problems))
+
+
 @app.command("list")
 def list_scenarios() -> None:
     """List the scenario catalogue."""
@@ -171,26 +206,10 @@ def run(
     ] = False,
 ) -> None:
     """Run a scenario once and print its summary."""
-    from sim.scenario import ScenarioError
-    from sim.units import parse_duration
     from sim.world import run as run_scenario
 
-    loaded = _load(scenario)
-    if duration is not None:
-        try:
-            length = parse_duration(duration)
-        except ValueError as exc:
-            _fail(f"--duration: {exc}")
-        if length <= 0:
-            _fail("--duration: must be greater than 0")
-        try:
-            loaded = loaded.with_overrides({"duration": length})
-        except ScenarioError as exc:
-            _fail("\n".join(f"--duration {duration}: {p}" for p in exc.problems))
-    try:
-        loaded.with_variant(variant)
-    except ScenarioError as exc:
-        _fail("\n".join(f"--variant {variant}: {p}" for p in exc.problems))
+    loaded = _with_duration(_load(scenario), duration)
+    _check_variant(loaded, variant)
     chosen = [f.strip() for f in formats.split(",") if f.strip()]
     unknown = [f for f in chosen if f not in ("parquet", "csv", "json")]
     if not chosen:
@@ -294,14 +313,9 @@ def bench(
 
     from sim.bench import PATTERNS_ON_TARGET, SCENARIO, TARGET_RATIO
     from sim.bench import bench as run_bench
-    from sim.units import format_bytes, format_duration, parse_duration
+    from sim.units import format_bytes, format_duration
 
-    try:
-        length = parse_duration(duration)
-    except ValueError as exc:
-        _fail(f"--duration: {exc}")
-    if not length > 0:
-        _fail("--duration: must be greater than 0")
+    length = _seconds("--duration", duration)
     if repeat < 1:
         _fail("--repeat: must be at least 1")
     result = run_bench(length, repeat)
@@ -336,6 +350,308 @@ def bench(
             f"ratio, {label} (faultlab / bare time per hop): [bold]{ratio:.2f}x[/bold], "
             f"{verdict} the target of {target:g}x"
         )
+
+
+# --------------------------------------------------------------------------- experiments
+
+ScenarioArgument = Annotated[str, typer.Argument(help="Scenario YAML file or catalogue name.")]
+Reps = Annotated[
+    int | None,
+    typer.Option(
+        help="Replications per variant (and point), on seeds N, N+1... (default: "
+        "sim.experiment.REPS, 5).",
+        show_default=False,
+    ),
+]
+Jobs = Annotated[
+    int | None, typer.Option(help="Parallel workers for process and dask://local (default: cores).")
+]
+ExecutorOption = Annotated[
+    str,
+    typer.Option(
+        help="serial, process (a local pool; jobs=1 is serial), dask://local or "
+        "dask://tcp://HOST:PORT."
+    ),
+]
+Seed = Annotated[int | None, typer.Option(min=0, help="First seed (default: the scenario's).")]
+DurationOption = Annotated[str | None, typer.Option(help="Override the run length, e.g. 90s.")]
+Hold = Annotated[
+    str | None,
+    typer.Option(help="Metastability hold time, e.g. 60s (default: two SLO windows)."),
+]
+Out = Annotated[
+    Path | None,
+    typer.Option(help="Write runs/events (and stats) as Parquet here; a rerun resumes."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")]
+
+
+def _experiment_options(
+    reps: int | None, jobs: int | None, executor: str, hold: str | None
+) -> tuple[int, str, float | None]:
+    """Check the options every experiment shares: the replications, executor and hold time."""
+    from sim.experiment import REPS, ExperimentError, check_executor
+
+    reps = REPS if reps is None else reps
+    if reps < 1:
+        _fail("--reps: must be at least 1")
+    if jobs is not None and jobs < 1:
+        _fail("--jobs: must be at least 1")
+    try:
+        checked = check_executor(executor)
+    except ExperimentError as exc:
+        _fail(f"--executor: {exc}")
+    return reps, checked, None if hold is None else _seconds("--hold", hold)
+
+
+def _variant_list(scenario: Any, variants: str | None) -> list[str] | None:
+    if variants is None:
+        return None
+    names = [v.strip() for v in variants.split(",") if v.strip()]
+    if not names:
+        _fail("--variants: no variant given")
+    for name in names:
+        _check_variant(scenario, name, "--variants")
+    return names
+
+
+def _run_design(what: str, call: Any) -> Any:
+    """Run an experiment under a progress bar; bad input found late is one ``error:`` line."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from sim.experiment import ExperimentError
+    from sim.scenario import ScenarioError
+
+    columns = (what, BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    quiet = not _err.is_terminal  # a bar is for people; logs and pipes get nothing
+    with Progress(*columns, console=_err, transient=True, disable=quiet) as bar:
+        task = bar.add_task(what, total=None)
+        try:
+            return call(lambda done, total: bar.update(task, completed=done, total=total))
+        except (ExperimentError, ScenarioError) as exc:
+            bar.stop()
+            _fail(str(exc))
+        except OSError as exc:
+            bar.stop()
+            _fail(f"--out: {exc}")
+
+
+def _report_failures(runs: Any) -> None:
+    """Failed replications: a warning per distinct error, and exit status 1."""
+    failed = runs[runs["error"].notna()]
+    if failed.empty:
+        return
+    for error, group in failed.groupby("error", sort=False):
+        _err.print(
+            f"warning: {len(group)} of {len(runs)} replications failed: {error}", markup=False
+        )
+    raise typer.Exit(1)
+
+
+def _print_records(header: dict[str, Any], frame: Any, key: str) -> None:
+    import json
+
+    payload = dict(header)
+    payload[key] = json.loads(frame.to_json(orient="records"))
+    sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None or value != value else f"{value:.4g}"
+
+
+def _interval(mean: Any, low: Any, high: Any) -> str:
+    """``mean ± half-width``; the mean alone when there is no spread (or no interval)."""
+    if low != low or high == low:
+        return _number(mean)
+    return f"{_number(mean)} ± {_number((high - low) / 2)}"
+
+
+@app.command()
+def compare(
+    scenario: ScenarioArgument,
+    variants: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated variants, the reference first (default: all)."),
+    ] = None,
+    reps: Reps = None,
+    jobs: Jobs = None,
+    executor: ExecutorOption = "process",
+    seed: Seed = None,
+    duration: DurationOption = None,
+    hold: Hold = None,
+    out: Out = None,
+    as_json: Json = False,
+) -> None:
+    """Compare variants on common seeds: means with 95% CIs, paired differences."""
+    from sim.experiment import compare as run_compare
+
+    loaded = _with_duration(_load(scenario), duration)
+    names = _variant_list(loaded, variants)
+    count, checked, hold_time = _experiment_options(reps, jobs, executor, hold)
+    comparison = _run_design(
+        "replications",
+        lambda progress: run_compare(
+            loaded,
+            names,
+            count,
+            seed=seed,
+            hold=hold_time,
+            executor=checked,
+            jobs=jobs,
+            out=out,
+            progress=progress,
+        ),
+    )
+    stats = comparison.stats
+    if as_json:
+        header = {"scenario": loaded.name, "reference": comparison.reference, "reps": count}
+        _print_records(header, stats, "stats")
+    else:
+        shown = list(dict.fromkeys(stats["variant"]))
+        table = Table(
+            "metric",
+            *shown,
+            title=f"{loaded.name}: mean ± 95% CI over {count} seeds; Δ: paired difference "
+            f"with {comparison.reference} (* significant)",
+        )
+        for metric, rows in stats.groupby("metric", sort=False):
+            cells = []
+            for record in rows.to_dict("records"):
+                cell = _interval(record["mean"], record["low"], record["high"])
+                if record["diff_n"]:
+                    mark = " *" if record["significant"] else ""
+                    cell += (
+                        f"\nΔ {_interval(record['diff'], record['diff_low'], record['diff_high'])}"
+                    )
+                    cell += mark
+                cells.append(cell)
+            table.add_row(str(metric), *cells)
+        _out.print(table)
+        if out is not None:
+            _out.print(f"results written to {out}/")
+    _report_failures(comparison.runs)
+
+
+def _grid(scenario: Any, params: list[str]) -> dict[str, list[Any]]:
+    """``--param PATH=V1,V2`` options as a grid, each value checked against the scenario."""
+    import yaml
+
+    from sim.scenario import ScenarioError
+
+    grid: dict[str, list[Any]] = {}
+    for param in params:
+        path, equals, values = param.partition("=")
+        path = path.strip()
+        if not equals or not path:
+            _fail(f"--param {param}: expected PATH=VALUE[,VALUE...]")
+        if path in grid:
+            _fail(f"--param {path}: given twice")
+        texts = [v.strip() for v in values.split(",")]
+        if any(not t for t in texts):
+            _fail(f"--param {param}: an empty value")
+        grid[path] = [yaml.safe_load(t) for t in texts]
+        for text, value in zip(texts, grid[path], strict=True):
+            try:
+                scenario.with_overrides({path: value})
+            except ScenarioError as exc:
+                _fail("\n".join(f"--param {path}={text}: {p}" for p in exc.problems))
+    return grid
+
+
+@app.command()
+def sweep(
+    scenario: ScenarioArgument,
+    param: Annotated[
+        list[str],
+        typer.Option(
+            help="PATH=V1,V2,... a dotted path (as in variants) and its values; repeat for a "
+            "grid (the cartesian product)."
+        ),
+    ],
+    variants: Annotated[
+        str | None, typer.Option(help="Comma-separated variants (default: baseline).")
+    ] = None,
+    reps: Reps = None,
+    jobs: Jobs = None,
+    executor: ExecutorOption = "process",
+    seed: Seed = None,
+    duration: DurationOption = None,
+    hold: Hold = None,
+    out: Out = None,
+    as_json: Json = False,
+) -> None:
+    """Sweep parameters over a grid: every point on common seeds, summarised with 95% CIs."""
+    from sim.experiment import sweep as run_sweep
+
+    loaded = _with_duration(_load(scenario), duration)
+    names = _variant_list(loaded, variants)
+    grid = _grid(loaded, param)
+    count, checked, hold_time = _experiment_options(reps, jobs, executor, hold)
+    result = _run_design(
+        "replications",
+        lambda progress: run_sweep(
+            loaded,
+            grid,
+            count,
+            variants=names,
+            seed=seed,
+            hold=hold_time,
+            executor=checked,
+            jobs=jobs,
+            out=out,
+            progress=progress,
+        ),
+    )
+    summary = result.summary
+    if as_json:
+        header = {"scenario": loaded.name, "grid": grid, "reps": count}
+        _print_records(header, summary, "summary")
+    else:
+        shown = ["availability", "latency_p99", "recovered", "metastable", "time_to_recover"]
+        table = Table(
+            "variant",
+            *grid,
+            *shown,
+            title=f"{loaded.name}: mean ± 95% CI over {count} seeds per point",
+        )
+        keys = ["variant", *grid]
+        for labels, rows in summary.groupby(keys, sort=False):
+            by_metric = {r["metric"]: r for r in rows.to_dict("records")}
+            cells = [
+                _interval(by_metric[m]["mean"], by_metric[m]["low"], by_metric[m]["high"])
+                if m in by_metric
+                else "-"
+                for m in shown
+            ]
+            table.add_row(*(str(label) for label in labels), *cells)
+        _out.print(table)
+        if out is not None:
+            _out.print(f"results written to {out}/")
+    _report_failures(result.runs)
+
+
+@app.command()
+def explain(
+    scenario: ScenarioArgument,
+    variant: Annotated[
+        str | None, typer.Option("--variant", "-v", help="Variant to apply (default: none).")
+    ] = None,
+    seed: Seed = None,
+    duration: DurationOption = None,
+    hold: Hold = None,
+) -> None:
+    """Run once and tell the incident: blast radius, recovery, timeline, why requests failed."""
+    from sim.analysis import narrate
+    from sim.experiment import run as run_once
+
+    loaded = _with_duration(_load(scenario), duration)
+    _check_variant(loaded, variant)
+    hold_time = None if hold is None else _seconds("--hold", hold)
+    done = run_once(loaded, variant, seed, hold=hold_time)
+    title = loaded.name + (f" / {variant}" if variant else "")
+    sys.stdout.write(f"{title}, seed {done.result.seed}\n")
+    sys.stdout.write("\n".join(narrate(done.analysis)) + "\n")
 
 
 def main() -> None:

@@ -40,6 +40,11 @@ CLIENT = "client"
 """Entity name of the users' view (the outcome and latency each arrival sees)."""
 
 
+def bin_count(duration: float, bin_width: float) -> int:
+    """How many bins of ``bin_width`` cover ``duration`` (the last one may be shorter)."""
+    return max(1, math.ceil(duration / bin_width - 1e-9))
+
+
 def bucket_of(latency: float) -> int:
     """Histogram bucket of a latency in seconds."""
     if latency <= BUCKET_FLOOR:
@@ -161,7 +166,7 @@ class Recorder:
         self, duration: float, bin_width: float, max_events: int, entities: list[str]
     ) -> None:
         self.bin_width = bin_width
-        self.n_bins = max(1, math.ceil(duration / bin_width - 1e-9))
+        self.n_bins = bin_count(duration, bin_width)
         self.duration = duration
         self.stats = {name: EntityStats(name, self.n_bins, bin_width) for name in entities}
         self.gauges: dict[tuple[str, str], list[float]] = {}
@@ -219,6 +224,21 @@ class Recorder:
                 frames.append(_row(index * width, entity, metric, value))
         return pd.DataFrame(frames, columns=["t", "entity", "metric", "value"])
 
+    def latency_histograms(self) -> pd.DataFrame:
+        """The latency histogram of each bin's successful requests: ``t, entity, bucket, count``.
+
+        Sparse (non-empty buckets only). Summing bins merges histograms exactly, so a rolling
+        window's percentile (``sim/analysis.py``) is as good as a single bin's.
+        """
+        width = self.bin_width
+        rows = [
+            (index * width, name, bucket, count)
+            for name, stats in self.stats.items()
+            for index, hist in enumerate(stats.hist)
+            for bucket, count in sorted(hist.items())
+        ]
+        return pd.DataFrame(rows, columns=["t", "entity", "bucket", "count"])
+
     def events_frame(self) -> pd.DataFrame:
         """The event log as a DataFrame (``t, host, entity, kind, detail``)."""
         return pd.DataFrame(
@@ -275,6 +295,8 @@ class RunResult:
         failures: why requests failed: ``class, where, cause, outcome, count``.
         entities: what each entity name is: ``entity, kind, service, host`` (kinds: client,
             service, instance, edge, host).
+        latency: per-bin latency histograms of successful requests: ``t, entity, bucket, count``
+            (bucket as :func:`bucket_of`; what SLO windows are evaluated on).
     """
 
     scenario: str
@@ -286,6 +308,7 @@ class RunResult:
     events: pd.DataFrame
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)
     entities: pd.DataFrame = field(default_factory=pd.DataFrame)
+    latency: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_json(self) -> str:
         """The summary and per-service table as JSON."""
@@ -304,6 +327,7 @@ class RunResult:
             "events": self.events,
             "failures": self.failures,
             "entities": self.entities,
+            "latency": self.latency,
         }
         for fmt in formats:
             for name, frame in tables.items():

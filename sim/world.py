@@ -758,6 +758,7 @@ class World:
             events=recorder.events_frame(),
             failures=failures,
             entities=self._entities(),
+            latency=recorder.latency_histograms(),
         )
 
     def _memory_events(self) -> dict[str, dict[str, int]]:

@@ -52,7 +52,7 @@ def test_run_writes_every_table_in_each_format(tmp_path: Path):
     )
     assert result.exit_code == 0
     names = sorted(p.name for p in out.iterdir())
-    tables = ("entities", "events", "failures", "services", "timeseries")
+    tables = ("entities", "events", "failures", "latency", "services", "timeseries")
     assert names == sorted(
         [*(f"{t}.csv" for t in tables), *(f"{t}.json" for t in tables), "summary.json"]
     )

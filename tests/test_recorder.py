@@ -102,7 +102,7 @@ def test_results_export_to_parquet_csv_and_json(tmp_path: Path):
     """Every table is written in each format and reads back equal; summary.json is the summary."""
     result = run("three-tier", duration=65)
     out = result.save(tmp_path / "out", formats=("parquet", "csv", "json"))
-    for table in ("services", "timeseries", "events", "failures", "entities"):
+    for table in ("services", "timeseries", "events", "failures", "entities", "latency"):
         frame = getattr(result, table)
         back = pd.read_parquet(out / f"{table}.parquet")
         pd.testing.assert_frame_equal(back, frame, check_dtype=False)
