@@ -39,6 +39,7 @@ from patterns import backpressure as bp_pattern
 from patterns import bulkhead as bulkhead_pattern
 from patterns import circuit_breaker as cb_pattern
 from patterns import retry as retry_pattern
+from patterns import supervisor as supervisor_pattern
 from sim import units
 
 # --------------------------------------------------------------------------- unit-typed fields
@@ -746,15 +747,85 @@ class Call(Model):
 
 
 class StartupConfig(Model):
-    """Time from container start to serving; 0 by default (ready at once)."""
+    """How a container starts: the time until it serves, then an optional slower warm-up.
+
+    Attributes:
+        delay: seconds from the container's start to the application serving (listening on
+            its port); 0 by default: it serves at once. No reference system fixes it: a Go
+            binary starts in well under a second, a Spring Boot service in 10-60 s.
+        warmup: seconds after ``delay`` during which serving is slower (JIT compilation, cold
+            caches, connection pools still filling); 0 (default): none.
+        warmup_factor: service-time multiplier when the warm-up begins, falling linearly to 1
+            at its end; 1 (default): none. Give both ``warmup`` and ``warmup_factor`` or
+            neither (a JVM's first requests are commonly several times slower; there is no
+            standard value).
+    """
 
     delay: Duration = 0.0
+    warmup: Duration = 0.0
+    warmup_factor: Annotated[float, Field(ge=1)] = 1.0
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> StartupConfig:
+        if (self.warmup > 0) != (self.warmup_factor > 1):
+            raise ValueError("give warmup and a warmup_factor above 1 together, or neither")
+        return self
 
 
 class RestartPolicy(Model):
-    """Kubernetes ``restartPolicy`` (default ``Always``) with CrashLoopBackOff between restarts."""
+    """Kubernetes ``restartPolicy`` with the kubelet's CrashLoopBackOff between restarts.
+
+    :mod:`patterns.supervisor` has the semantics and the sources.
+
+    Attributes:
+        policy: ``Always`` (the pod spec's default), ``OnFailure`` (non-zero exits only) or
+            ``Never``.
+        backoff: ``default``: 10 s doubling to 300 s (kubelet ``backOffPeriod``,
+            ``MaxContainerBackOff``); ``reduce_default_decay``: 1 s doubling to 60 s (feature
+            gate ``ReduceDefaultCrashLoopBackOffDecay``, KEP-4603).
+        max_container_restart_period: kubelet ``crashLoopBackOff.maxContainerRestartPeriod``
+            (gate ``KubeletCrashLoopBackOffMax``), 1 s..300 s: the cap, and the initial delay
+            too when below 10 s; ``null`` (default): not set. Not with ``reduce_default_decay``.
+        resync_jitter: a container in back-off restarts at the kubelet's next pod sync, every
+            uniform 10-15 s (``pod_workers.go``), not the instant its back-off ends; off by
+            default (exact restarts).
+    """
 
     policy: Literal["Always", "OnFailure", "Never"] = "Always"
+    backoff: Literal["default", "reduce_default_decay"] = "default"
+    max_container_restart_period: Duration | None = None
+    resync_jitter: bool = False
+
+    @model_validator(mode="after")
+    def _one_gate(self) -> RestartPolicy:
+        period = self.max_container_restart_period
+        if period is None:
+            return self
+        low = supervisor_pattern.MIN_MAX_CONTAINER_RESTART_PERIOD
+        high = supervisor_pattern.MAX_MAX_CONTAINER_RESTART_PERIOD
+        if not low <= period <= high:
+            raise ValueError(
+                f"max_container_restart_period must be between {low:g}s and {high:g}s, "
+                f"got {units.format_duration(period)}"
+            )
+        if self.backoff == "reduce_default_decay":
+            raise ValueError(
+                "max_container_restart_period and backoff: reduce_default_decay are two feature "
+                "gates; give one"
+            )
+        return self
+
+    def backoff_config(self) -> supervisor_pattern.BackoffConfig:
+        """The kubelet's back-off for this policy."""
+        config = supervisor_pattern.BackoffConfig
+        jitter = self.resync_jitter
+        if self.max_container_restart_period is not None:
+            return config.max_container_restart_period(
+                self.max_container_restart_period, resync_jitter=jitter
+            )
+        if self.backoff == "reduce_default_decay":
+            return config.reduce_default_decay(resync_jitter=jitter)
+        return config.default(resync_jitter=jitter)
 
 
 class SloConfig(Model):
@@ -768,11 +839,20 @@ class SloConfig(Model):
     window: PositiveDuration = 30.0
 
 
+TERMINATION_GRACE_PERIOD = 30
+"""Seconds from SIGTERM to SIGKILL when a pod stops (pod spec ``terminationGracePeriodSeconds``,
+default 30: ``pkg/apis/core/v1/defaults.go``)."""
+
+
 class Service(Model):
     """A service: replicas of one container, its worker pool, admission and calls.
 
     ``workers`` defaults to 200, Apache Tomcat's ``maxThreads`` default.
     ``load_balancer`` defaults to ``round_robin``, Envoy's default ``lb_policy``.
+    ``termination_grace_period_seconds``: a container stopped on purpose (a failed liveness or
+    startup probe, a drain, an OTP shutdown) gets SIGTERM, leaves the load balancer, finishes
+    the requests inside it and exits 143; whatever is still inside after this many seconds is
+    cut by SIGKILL (exit 137). Default 30 s (:data:`TERMINATION_GRACE_PERIOD`).
     """
 
     replicas: Annotated[int, Field(ge=1)] = 1
@@ -790,6 +870,7 @@ class Service(Model):
     calls: list[Call] = []
     startup: StartupConfig = StartupConfig()
     restart: RestartPolicy = RestartPolicy()
+    termination_grace_period_seconds: Annotated[int, Field(ge=0)] = TERMINATION_GRACE_PERIOD
     slo: SloConfig | None = None
 
     @field_validator("placement")

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import enum
 import math
+import uuid
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
@@ -69,7 +70,15 @@ from patterns.backpressure import (
 )
 from patterns.backpressure import QueueConfig as WaitQueueConfig
 from patterns.retry import Race, RetryCall, RetryConfig
-from patterns.supervisor import CrashLoopBackOff, should_restart
+from patterns.supervisor import (
+    CRASH_LOOP_BACK_OFF,
+    CrashLoopBackOff,
+    Uniform,
+    backoff_event_message,
+    format_pod,
+    should_restart,
+    waiting_message,
+)
 from sim.kernel import KILL_EXIT_CODE, TERM_EXIT_CODE, AllocationFailed, Cgroup, Host, Process
 from sim.memory import allocate, grow, settle
 from sim.policies import (
@@ -108,12 +117,21 @@ RATE_LIMITED = Outcome.RATE_LIMITED
 POISON_EXIT_CODE = 1
 """Exit code of a container crashed by a poison request (an unhandled error: ``Error``, 1)."""
 
+POD_NAMESPACE = "default"
+"""The namespace of every pod (the kubelet's messages name pods ``name_namespace(uid)``)."""
+
+
+def pod_uid(name: str, generation: int) -> str:
+    """A pod's UID: a UUID as the API server gives, derived from its name so runs repeat."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"faultlab:pod/{name}/{generation}"))
+
 
 class InstanceState(enum.Enum):
     """Container states (Kubernetes: Waiting / Running / Terminated; starting = not yet ready)."""
 
     STARTING = "starting"
     RUNNING = "running"
+    TERMINATING = "terminating"
     TERMINATED = "terminated"
     WAITING = "waiting"
 
@@ -258,7 +276,11 @@ class AdmissionState:
 
 
 class Instance:
-    """One replica of a service: a container cgroup, its main process and a worker pool."""
+    """One replica of a service: a container cgroup, its main process and a worker pool.
+
+    The pod it belongs to is ``<name>_default(<uid>)`` for the kubelet's messages; a replacement
+    pod (after an eviction or a drain) gets a new UID (:meth:`new_pod`).
+    """
 
     __slots__ = (
         "active",
@@ -267,6 +289,8 @@ class Instance:
         "busy",
         "cgroup",
         "clients",
+        "containers",
+        "draining",
         "env",
         "exit_code",
         "finished_at",
@@ -276,13 +300,19 @@ class Instance:
         "index",
         "name",
         "oom_score_adj",
+        "pod_generation",
         "process",
         "queue",
         "queue_capacity",
         "reason",
         "restarts",
+        "sample",
         "service",
+        "serving",
+        "started_at",
         "state",
+        "uid",
+        "waiting_message",
         "workers",
     )
 
@@ -309,34 +339,63 @@ class Instance:
         """Admission state of the current incarnation (None: the plain fast path)."""
         self.active: dict[simpy.Process, None] = {}
         self.state = InstanceState.WAITING
+        self.serving = False
+        """Whether the load balancer sends requests here (see :attr:`ready`)."""
+        self.draining = False
+        """Stopping on SIGTERM: the last request to leave ends the container (:meth:`stop`)."""
         self.process: Process | None = None
         self.helpers: list[Process] = []
         self.incarnation = 0
+        self.containers = 0
+        """Containers started in this pod so far; the current one's ID is derived from it."""
+        self.started_at: float | None = None
+        """When the current container started (None: no container running)."""
         self.restarts = 0
         self.reason = ""
         self.exit_code = 0
         self.finished_at = 0.0
-        self.backoff = CrashLoopBackOff()
+        self.waiting_message = ""
+        """The Waiting state's message while in CrashLoopBackOff (empty otherwise)."""
+        self.pod_generation = 0
+        self.uid = pod_uid(self.name, 0)
+        self.backoff = CrashLoopBackOff(service.backoff_config)
+        self.sample = service.sample
+        """Service-time sampler of the current container (slower while it warms up)."""
         self.clients: dict[Edge, ClientState] = {}
         """Client-side policy state per dependency (breakers, bulkheads, budgets); lost when
         the container ends, as a process's memory is."""
 
+    @property
+    def pod(self) -> str:
+        """The pod as the kubelet names it in messages: ``cart-0_default(<uid>)``."""
+        return format_pod(self.name, POD_NAMESPACE, self.uid)
+
+    def new_pod(self) -> None:
+        """This replica is a new pod now (a replacement): a new UID, no back-off history."""
+        self.pod_generation += 1
+        self.uid = pod_uid(self.name, self.pod_generation)
+        self.backoff = CrashLoopBackOff(self.service.backoff_config)
+
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, warm: bool = False) -> None:
-        """Start the container: spawn its process, charge its baseline, become ready.
+        """Start the container: spawn its process, charge its baseline, serve, become ready.
 
-        A cold start becomes ready after the start-up delay, through an event that comes after
+        A cold start serves after the start-up delay, through an event that comes after
         anything that killed it at this very instant (an OOM at start-up: such a container never
-        was ready). A ``warm`` one, a replica already running when the run begins (the run starts
-        in steady state), is ready at once and logs nothing.
+        was ready), and then warms up. A ``warm`` one, a replica already running when the run
+        begins (the run starts in steady state), serves at once, warmed up, and logs nothing.
         """
         if not self.host.up:
             return
         self.incarnation += 1
+        self.containers += 1
+        self.started_at = self.env.now
         self.busy = 0
         self.queue.clear()
         self.clients = {}
+        self.sample = self.service.sample
+        self.waiting_message = ""
         plan = self.service.admission
         if plan is not None:
             self.admission = AdmissionState(self.env, plan, self.name)
@@ -351,13 +410,15 @@ class Instance:
             for helper in config.processes
         ]
         incarnation = self.incarnation
+        for hook in self.service.on_start:
+            hook(self)
         if warm:
             # already running when the run begins: its memory is in place, it is ready
             main.charge(config.memory.baseline)
             main.read_file(config.memory.cache)
             for helper, spec in zip(self.helpers, config.processes, strict=True):
                 helper.charge(spec.memory)
-            self._ready(incarnation, log=False)
+            self._listening(incarnation, warm=True)
             self._leak(main)
             return
         self.env.process(self._boot(incarnation))
@@ -374,7 +435,7 @@ class Instance:
         for helper, spec in zip(self.helpers, config.processes, strict=True):
             yield from allocate(env, helper, spec.memory)
         yield env.timeout(config.startup.delay)
-        self._ready(incarnation)
+        self._listening(incarnation)
         if self.incarnation == incarnation:
             self._leak(main)
 
@@ -383,14 +444,53 @@ class Instance:
         if leak:
             self.env.process(grow(self.env, process, leak, cold=True))
 
-    def _ready(self, incarnation: int, log: bool = True) -> None:
+    def _listening(self, incarnation: int, warm: bool = False) -> None:
+        """The application serves: it runs (warming up after a cold start) and is ready."""
         if self.incarnation != incarnation or self.state is not InstanceState.STARTING:
             return
         self.state = InstanceState.RUNNING
-        self.service.balancer.add(self)
+        startup = self.service.config.startup
+        if startup.warmup and not warm:
+            self._warm_up(startup.warmup, startup.warmup_factor)
+        self._update_ready(log=not warm)
+
+    def _warm_up(self, warmup: float, factor: float) -> None:
+        """Service times start ``factor`` times longer and fall linearly to normal in ``warmup``."""
+        env = self.env
+        base = self.service.sample
+        end = env.now + warmup
+        extra = (factor - 1.0) / warmup
+
+        def warming() -> float:
+            left = end - env.now
+            if left <= 0:
+                self.sample = base
+                return base()
+            return base() * (1.0 + extra * left)
+
+        self.sample = warming
+
+    def _update_ready(self, log: bool = True) -> None:
+        """Join or leave the load balancer: a running container is ready."""
+        self._set_serving(self.state is InstanceState.RUNNING, log)
+
+    def _set_serving(self, serving: bool, log: bool) -> None:
+        if serving == self.serving:
+            return
+        self.serving = serving
+        balancer = self.service.balancer
+        if serving:
+            balancer.add(self)
+        else:
+            balancer.remove(self)
         if log:
+            what = "ready" if serving else "not_ready"
             self.service.recorder.event(
-                self.env.now, self.host.name, self.name, "ready", f"Container {self.name} is ready"
+                self.env.now,
+                self.host.name,
+                self.name,
+                what,
+                f"Container {self.name} is {what.replace('_', ' ')}",
             )
 
     def _exited(self, reason: str) -> None:
@@ -409,10 +509,45 @@ class Instance:
     def _helper_exited(self, reason: str) -> None:
         """Another process of the container died: only the kernel log shows it (§3.4)."""
 
+    def stop(self, grace: float) -> None:
+        """Stop the container on purpose: SIGTERM, then SIGKILL after ``grace`` seconds.
+
+        On SIGTERM it leaves the load balancer and takes no new request; the requests inside it
+        (in service and queued) finish, and when the last one leaves the process exits with 143
+        (``Error``: the JVM's and Node's exit status after SIGTERM). Whatever is still inside
+        when the grace period ends is cut short by SIGKILL (137). ``grace`` 0: SIGKILL at once;
+        ``inf``: no SIGKILL (an OTP supervisor sends its own ``kill``).
+        """
+        if self.state not in (InstanceState.STARTING, InstanceState.RUNNING):
+            return
+        self.state = InstanceState.TERMINATING
+        self._set_serving(False, log=False)
+        if grace <= 0:
+            self.terminate("Error", KILL_EXIT_CODE)
+            return
+        if not self.active:
+            self.terminate("Error", TERM_EXIT_CODE)
+            return
+        self.draining = True
+        if grace != math.inf:
+            incarnation = self.incarnation
+            self.env.timeout(grace).callbacks.append(lambda _: self._grace_over(incarnation))
+
+    def _grace_over(self, incarnation: int) -> None:
+        if self.incarnation == incarnation and self.state is InstanceState.TERMINATING:
+            self.terminate("Error", KILL_EXIT_CODE)
+
+    def _drained(self) -> None:
+        """The last request left a container stopping on SIGTERM: its process exits."""
+        self.draining = False
+        self.terminate("Error", TERM_EXIT_CODE)
+
     def terminate(self, reason: str, exit_code: int, restart: bool = True) -> None:
         """The container ends: requests inside it are reset, and the restart policy decides.
 
-        ``restart=False``: the pod is gone (evicted) and is not restarted in place.
+        ``restart=False``: the pod is gone (evicted) and is not restarted in place. A restart
+        after a non-zero back-off leaves the container Waiting in ``CrashLoopBackOff`` with the
+        kubelet's message, and logs the kubelet's ``BackOff`` event.
         """
         if self.state in (InstanceState.TERMINATED, InstanceState.WAITING):
             return
@@ -423,7 +558,9 @@ class Instance:
         self.reason = reason
         self.exit_code = exit_code
         self.finished_at = env.now
-        self.service.balancer.remove(self)
+        self.started_at = None
+        self.draining = False
+        self._set_serving(False, log=False)
         for process in [self.process, *self.helpers]:
             if process is not None and process.alive:
                 process.host.kill(process, reason)  # frees its memory
@@ -432,7 +569,8 @@ class Instance:
             if proc.is_alive and proc is not env.active_process:
                 proc.interrupt(death)
         self.active.clear()
-        recorder = self.service.recorder
+        service = self.service
+        recorder = service.recorder
         recorder.event(
             env.now,
             self.host.name,
@@ -440,19 +578,29 @@ class Instance:
             "terminated",
             f"Container {self.name} terminated: Reason: {reason}, Exit Code: {exit_code}",
         )
-        policy = self.service.config.restart.policy
+        policy = service.config.restart.policy
         if not restart or not should_restart(policy, exit_code) or not self.host.up:
             return
-        delay = self.backoff.restart_delay(env.now)
+        backoff = self.backoff.restart_delay(env.now)
+        delay = self.backoff.observed_restart_delay(env.now, service.resync)
         self.state = InstanceState.WAITING
-        if delay > 0:
+        if backoff > 0:
+            pod = self.pod
             recorder.event(
                 env.now,
                 self.host.name,
                 self.name,
                 "backoff",
-                f"Back-off restarting failed container {self.service.name} in pod {self.name} "
-                f"(back-off {delay:g}s)",
+                backoff_event_message(service.name, pod),
+            )
+            self.waiting_message = waiting_message(backoff, service.name, pod)
+            recorder.event(
+                env.now,
+                self.host.name,
+                self.name,
+                "waiting",
+                f"Container {self.name} waiting: Reason: {CRASH_LOOP_BACK_OFF}, "
+                f"Message: {self.waiting_message}",
             )
         incarnation = self.incarnation
         env.timeout(delay).callbacks.append(lambda _: self._restart(incarnation))
@@ -546,6 +694,8 @@ class Instance:
                 else:
                     self.busy -= 1
             active.pop(proc, None)
+            if self.draining and not active:
+                self._drained()
 
     def _serve_admitted(self, request: Request) -> HopResult:
         """:meth:`serve` through the admission chain.
@@ -648,6 +798,8 @@ class Instance:
                 else:
                     nxt.payload.succeed(True)
             active.pop(proc, None)
+            if self.draining and not active:
+                self._drained()
 
     def _cut(self, request: Request, t0: float, interrupt: simpy.Interrupt) -> Outcome:
         """A hop cut short by a death: it ends ``reset``; re-raised unless the death was ours.
@@ -691,7 +843,7 @@ class Instance:
                 return ERROR
             fault = service.perturbation
         try:
-            duration = service.sample()
+            duration = self.sample()
             if fault is not None:
                 duration = duration * fault.factor + fault.add
             if process.swap:
@@ -709,7 +861,7 @@ class Instance:
     @property
     def ready(self) -> bool:
         """Whether the load balancer may send requests here."""
-        return self.state is InstanceState.RUNNING
+        return self.serving
 
     @property
     def queued(self) -> int:
@@ -1147,6 +1299,7 @@ class Service:
         balancer: LoadBalancer,
         fault_rng: Callable[[], float],
         call_rng: Callable[[], float],
+        resync: Uniform,
     ) -> None:
         self.env = env
         self.name = name
@@ -1166,6 +1319,11 @@ class Service:
         self.perturbation: Perturbation | None = None
         self.admission: AdmissionPlan | None = None
         """The admission chain beyond a plain bounded FIFO (set by the World), or None."""
+        self.backoff_config = config.restart.backoff_config()
+        self.resync = resync
+        """Draws the kubelet's 10-15 s pod re-syncs (used when ``restart.resync_jitter``)."""
+        self.on_start: list[Callable[[Instance], None]] = []
+        """Called with each instance whose container starts (faults that act on starts)."""
 
     def call_downstream(self, request: Request, caller: Instance | None = None) -> HopResult:
         """Make this service's calls for ``request``; ``ok``, ``degraded`` or ``dependency``.

@@ -176,6 +176,7 @@ class World:
             ),
             fault_rng=uniform_source(stream(seed, f"errors/{name}")),
             call_rng=uniform_source(stream(seed, f"calls/{name}")),
+            resync=stream(seed, f"resync/{name}").uniform,
         )
         if not config.admission.plain:
             service.admission = AdmissionPlan(
@@ -285,7 +286,7 @@ class World:
             self.env.process(self._extra(process, extra))
         for instance in self.instances_on(host):
             if not warm:
-                instance.backoff = CrashLoopBackOff()
+                instance.backoff = CrashLoopBackOff(instance.service.backoff_config)
             instance.start(warm)
 
     def _extra(self, process: Process, extra: sc.ExtraProcess) -> Generator[Event, Any, None]:
@@ -440,6 +441,7 @@ class World:
             self._schedule(lambda: self._replace(instance), EVICTION_RETRY)
             return
         host = self.hosts[min(candidates)[2]]
+        instance.new_pod()
         if host is not instance.host:
             self._move(instance, host)
         self.recorder.event(
@@ -449,7 +451,6 @@ class World:
             "scheduled",
             f"Successfully assigned default/{instance.name} to {host.name}",
         )
-        instance.backoff = CrashLoopBackOff()
         instance.start()
 
     def _pressure(self) -> Generator[Event, Any, None]:
