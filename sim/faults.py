@@ -10,6 +10,9 @@
 * ``poison_request``: requests of a class, or a fraction of requests (drawn once per request id
   from the fault's own stream, so a retry of a poison request is poison), crash the instance of
   ``target`` whose worker picks them up (``Error``, exit code 1); the request ends ``reset``.
+* ``hang``: the chosen instances (``count``/``percent``, default all) hang: work a worker picks
+  up waits until the hang ends, probes that need the application time out; a restart (a new
+  process) clears it.
 * ``crash``: at ``at``, ``count`` (or ``percent`` of the replicas, rounded up) of the instances
   that are alive are SIGKILLed (reason ``Error``, exit code 137); the restart policy brings them
   back. Which instances is drawn from the fault's own random stream.
@@ -44,9 +47,17 @@ if TYPE_CHECKING:
     from sim.world import World
 
 
-Perturbing = sc.LatencyFault | sc.ErrorRateFault | sc.PartitionFault | sc.PoisonRequestFault
+Perturbing = (
+    sc.LatencyFault | sc.ErrorRateFault | sc.PartitionFault | sc.PoisonRequestFault | sc.HangFault
+)
 """Faults applied as a :class:`Perturbation` of a service or an edge while they last."""
-PERTURBING = (sc.LatencyFault, sc.ErrorRateFault, sc.PartitionFault, sc.PoisonRequestFault)
+PERTURBING = (
+    sc.LatencyFault,
+    sc.ErrorRateFault,
+    sc.PartitionFault,
+    sc.PoisonRequestFault,
+    sc.HangFault,
+)
 
 
 def fault_name(index: int, fault: sc.Fault) -> str:
@@ -61,6 +72,9 @@ class Faults:
         self.world = world
         self._active: dict[str, list[Perturbing]] = {}
         self._poison: dict[str, Callable[[Request], bool]] = {}
+        self._hung: dict[str, dict[Instance, tuple[int, Event]]] = {}
+        """The instances each hang fault holds, with the incarnation that hangs and the end."""
+        self._hang_ends: dict[str, Event] = {}
 
     def schedule(self, faults: list[sc.Fault]) -> None:
         """Arrange every fault's start and end."""
@@ -85,11 +99,18 @@ class Faults:
 
     def _start(self, name: str, fault: sc.Fault) -> None:
         if isinstance(fault, PERTURBING):
+            if isinstance(fault, sc.HangFault):
+                victims = self._choose(name, fault, None)
+                ended = self._hang_ends[name] = self.world.env.event()
+                self._hung[name] = {v: (v.incarnation, ended) for v in victims}
+                detail = f"hanging {', '.join(v.name for v in victims) or 'nothing'}"
+            else:
+                detail = _describe(fault)
             if isinstance(fault, sc.PoisonRequestFault):
                 self._poison[name] = self._poisoner(name, fault)
             self._active.setdefault(fault.target, []).append(fault)
             self._apply(fault.target)
-            self._log(name, fault, "fault_start", _describe(fault))
+            self._log(name, fault, "fault_start", detail)
         elif isinstance(fault, sc.CrashFault):
             self._crash(name, fault)
         elif isinstance(fault, sc.TrafficSurgeFault):
@@ -98,13 +119,16 @@ class Faults:
             self._host_down(name, fault)
         elif isinstance(fault, sc.MemoryHogFault):
             self._hog(name, fault)
-        else:
+        elif isinstance(fault, sc.MemoryLeakFault | sc.MemorySpikeFault):
             self._memory(name, fault)
 
     def _end(self, name: str, fault: sc.Fault) -> None:
         if isinstance(fault, PERTURBING):
             self._active[fault.target].remove(fault)
+            self._hung.pop(name, None)
             self._apply(fault.target)
+            if isinstance(fault, sc.HangFault):
+                self._hang_ends.pop(name).succeed()  # the work held by the hang goes on
         elif isinstance(fault, sc.HostDownFault):
             self.world.bring_up(fault.target)
         self._log(name, fault, "fault_end", "ended")
@@ -149,6 +173,8 @@ class Faults:
                 elif isinstance(fault, sc.PartitionFault):
                     if perturbation.partition != "blackhole":
                         perturbation.partition = fault.mode
+                elif isinstance(fault, sc.HangFault):
+                    perturbation.hangs.update(self._hung[fault_name_of(fault, world)])
                 else:
                     poisons.append(self._poison[fault_name_of(fault, self.world)])
             perturbation.error_rate = 1.0 - survive
@@ -173,7 +199,7 @@ class Faults:
     def _choose(
         self,
         name: str,
-        fault: sc.CrashFault | sc.MemoryLeakFault | sc.MemorySpikeFault,
+        fault: sc.CrashFault | sc.HangFault | sc.MemoryLeakFault | sc.MemorySpikeFault,
         default: int | None,
     ) -> list[Instance]:
         """The live instances a fault hits, drawn from the fault's own stream.
@@ -276,7 +302,9 @@ def fault_name_of(fault: sc.Fault, world: World) -> str:
     raise KeyError(fault)
 
 
-def _describe(fault: Perturbing) -> str:
+def _describe(
+    fault: sc.LatencyFault | sc.ErrorRateFault | sc.PartitionFault | sc.PoisonRequestFault,
+) -> str:
     if isinstance(fault, sc.LatencyFault):
         return f"service time x{fault.factor:g} +{fault.add * 1000:g}ms"
     if isinstance(fault, sc.PartitionFault):

@@ -29,6 +29,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -38,6 +39,7 @@ from patterns import adaptive_concurrency as ac_pattern
 from patterns import backpressure as bp_pattern
 from patterns import bulkhead as bulkhead_pattern
 from patterns import circuit_breaker as cb_pattern
+from patterns import health_probe as probe_pattern
 from patterns import retry as retry_pattern
 from patterns import supervisor as supervisor_pattern
 from sim import units
@@ -839,6 +841,130 @@ class SloConfig(Model):
     window: PositiveDuration = 30.0
 
 
+DEFAULT_PROBE_PORT = 8080
+"""The container port a probe targets when none is given (Kubernetes requires one; 8080 here)."""
+
+
+class HttpGetSpec(Model):
+    """``httpGet``: success is a status in 200..399; ``path`` defaults to ``/`` (Kubernetes)."""
+
+    path: str = "/"
+    port: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_PROBE_PORT
+
+
+class TcpSocketSpec(Model):
+    """``tcpSocket``: success is an accepted connection."""
+
+    port: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_PROBE_PORT
+
+
+class ProbeSpec(Model):
+    """One container probe (``v1.Probe``), Kubernetes' field names in snake_case.
+
+    Defaults are the API server's (``SetDefaults_Probe``; :mod:`patterns.health_probe`): period
+    10 s, timeout 1 s, success threshold 1, failure threshold 3, no initial delay, whole
+    seconds. The handler is ``http_get`` (the default, on ``/``) or ``tcp_socket``.
+
+    How the container answers (a model choice, not a Kubernetes field):
+
+    * ``http_get`` with ``shares_workers: true`` (default: the health endpoint on the
+      application's own port, as Spring Boot's actuator and most HTTP servers have it): the
+      probe is a request the instance serves through its admission chain and worker pool, so
+      it waits behind the queue and times out under overload; a full queue answers 503.
+    * ``http_get`` with ``shares_workers: false`` (a separate management port): answered at
+      once while the process is up and not hung.
+    * ``tcp_socket``: the kernel accepts the connection while the application listens, even
+      when it is hung or overloaded.
+
+    Before the application listens (start-up) and after it stops, every probe is refused.
+    """
+
+    http_get: HttpGetSpec | None = None
+    tcp_socket: TcpSocketSpec | None = None
+    initial_delay_seconds: Annotated[int, Field(ge=0)] = probe_pattern.DEFAULT_INITIAL_DELAY_SECONDS
+    period_seconds: Annotated[int, Field(ge=1)] = probe_pattern.DEFAULT_PERIOD_SECONDS
+    timeout_seconds: Annotated[int, Field(ge=1)] = probe_pattern.DEFAULT_TIMEOUT_SECONDS
+    success_threshold: Annotated[int, Field(ge=1)] = probe_pattern.DEFAULT_SUCCESS_THRESHOLD
+    failure_threshold: Annotated[int, Field(ge=1)] = probe_pattern.DEFAULT_FAILURE_THRESHOLD
+    termination_grace_period_seconds: Annotated[int, Field(ge=1)] | None = None
+    shares_workers: bool = True
+
+    @model_validator(mode="after")
+    def _one_handler(self) -> ProbeSpec:
+        if self.http_get is not None and self.tcp_socket is not None:
+            raise ValueError("give one handler: http_get or tcp_socket")
+        if self.tcp_socket is not None and "shares_workers" in self.model_fields_set:
+            raise ValueError(
+                "shares_workers is for http_get: a tcp_socket probe is answered by the kernel"
+            )
+        return self
+
+    @property
+    def through_workers(self) -> bool:
+        """Whether the probe is a request served by the instance's workers."""
+        return self.tcp_socket is None and self.shares_workers
+
+    def config(self, kind: str) -> probe_pattern.ProbeConfig:
+        """The kubelet's probe of ``kind``; raises ValueError where the API server would."""
+        handler: probe_pattern.ProbeHandler
+        if self.tcp_socket is not None:
+            handler = probe_pattern.TCPSocketAction(port=self.tcp_socket.port)
+        else:
+            http = self.http_get or HttpGetSpec()
+            handler = probe_pattern.HTTPGetAction(port=http.port, path=http.path)
+        return probe_pattern.ProbeConfig(
+            kind=probe_pattern.ProbeKind(kind),
+            handler=handler,
+            initial_delay_seconds=self.initial_delay_seconds,
+            period_seconds=self.period_seconds,
+            timeout_seconds=self.timeout_seconds,
+            success_threshold=self.success_threshold,
+            failure_threshold=self.failure_threshold,
+            termination_grace_period_seconds=self.termination_grace_period_seconds,
+        )
+
+
+class Probes(Model):
+    """A service's startup, liveness and readiness probes (each optional; none by default).
+
+    Readiness decides load-balancer membership; a liveness or startup failure kills the
+    container (SIGTERM, its grace period, SIGKILL) and the restart policy restarts it through
+    CrashLoopBackOff. Without a readiness probe an instance is ready once its start-up delay
+    is over (and its startup probe, if any, has passed).
+    """
+
+    startup: ProbeSpec | None = None
+    liveness: ProbeSpec | None = None
+    readiness: ProbeSpec | None = None
+
+    @field_validator("startup", "liveness", "readiness")
+    @classmethod
+    def _kubernetes_rules(cls, value: ProbeSpec | None, info: ValidationInfo) -> ProbeSpec | None:
+        if value is not None:
+            value.config(str(info.field_name))  # the API server's checks per probe kind
+        return value
+
+    def configs(self) -> dict[str, probe_pattern.ProbeConfig]:
+        """The configured probes by kind."""
+        return {
+            kind: spec.config(kind)
+            for kind, spec in (
+                ("startup", self.startup),
+                ("liveness", self.liveness),
+                ("readiness", self.readiness),
+            )
+            if spec is not None
+        }
+
+    @property
+    def through_workers(self) -> bool:
+        """Whether any probe is served by the instance's workers."""
+        return any(
+            spec is not None and spec.through_workers
+            for spec in (self.startup, self.liveness, self.readiness)
+        )
+
+
 TERMINATION_GRACE_PERIOD = 30
 """Seconds from SIGTERM to SIGKILL when a pod stops (pod spec ``terminationGracePeriodSeconds``,
 default 30: ``pkg/apis/core/v1/defaults.go``)."""
@@ -871,6 +997,7 @@ class Service(Model):
     startup: StartupConfig = StartupConfig()
     restart: RestartPolicy = RestartPolicy()
     termination_grace_period_seconds: Annotated[int, Field(ge=0)] = TERMINATION_GRACE_PERIOD
+    probes: Probes = Probes()
     slo: SloConfig | None = None
 
     @field_validator("placement")
@@ -1045,6 +1172,22 @@ class CrashFault(FaultBase):
         return self
 
 
+class HangFault(FaultBase):
+    """The chosen instances hang: alive, but their process answers nothing.
+
+    A deadlock, a stop-the-world pause, a stuck event loop. Work they pick up from ``at`` on
+    never finishes until the hang ends (``duration``; null: until the container is restarted,
+    which clears it); requests already in service finish.
+    Probes that need the application time out; a ``tcp_socket`` probe still passes.
+    ``count``/``percent`` choose which instances (default: all of them).
+    """
+
+    kind: Literal["hang"]
+    target: str
+    count: Annotated[int, Field(ge=1)] | None = None
+    percent: Fraction | None = None
+
+
 class TrafficSurgeFault(FaultBase):
     """Multiply the arrival rate by ``factor`` for the fault's duration."""
 
@@ -1138,6 +1281,7 @@ Fault = Annotated[
     LatencyFault
     | ErrorRateFault
     | CrashFault
+    | HangFault
     | TrafficSurgeFault
     | HostDownFault
     | MemoryLeakFault
@@ -1409,7 +1553,10 @@ def _fault_problems(
         elif fault.target not in services:
             yield path, _unknown("service", fault.target, services) + " (or an edge 'a -> b')"
     elif (
-        isinstance(fault, CrashFault | MemoryLeakFault | MemorySpikeFault | PoisonRequestFault)
+        isinstance(
+            fault,
+            CrashFault | HangFault | MemoryLeakFault | MemorySpikeFault | PoisonRequestFault,
+        )
         and fault.target not in services
     ):
         yield path, _unknown("service", fault.target, services)

@@ -22,9 +22,17 @@ it, so that a hop costs no extra process:
   :class:`Edge` and costs what it always did.
 * An instance that dies interrupts every process inside it (queued or in service); each one ends
   with outcome ``reset``, seen by its caller. Its memory is freed by the kernel layer.
-* Instance states follow the container: ``starting`` (start-up delay) -> ``running`` (ready: in
-  the load balancer) -> ``terminated`` (reason, exit code) -> ``waiting`` (CrashLoopBackOff) ->
-  ``starting`` ... Readiness here is "running"; probes are added by the lifecycle work.
+* Instance states follow the container: ``starting`` (start-up delay) -> ``running`` (serving,
+  warming up after a cold start; ready, i.e. in the load balancer, unless its readiness or
+  startup probe says otherwise) -> ``terminating`` (SIGTERM: out of the load balancer, the
+  requests inside finish, SIGKILL at the grace period) -> ``terminated`` (reason, exit code)
+  -> ``waiting`` (CrashLoopBackOff) -> ``starting`` ...
+* Probes (:mod:`patterns.health_probe`): the instance is the kubelet's probe target. An HTTP
+  probe that shares the workers is a :class:`ProbeRequest` served like any request (the
+  instance is then a :class:`ProbedInstance`, so that others pay nothing for telling probes
+  apart); otherwise it is answered at once unless the process hangs. Known simplifications:
+  an instance leaves the load balancer the instant it is told to stop (no endpoint
+  propagation lag), and without a readiness probe it is ready once it serves.
 * Server-side admission (``admission``: rate limit -> adaptive concurrency limit -> queue with a
   discipline -> worker, :mod:`patterns.backpressure` and :mod:`patterns.adaptive_concurrency`)
   runs in :meth:`Instance._serve_admitted`, with state per incarnation (:class:`AdmissionState`);
@@ -69,6 +77,16 @@ from patterns.backpressure import (
     WaitQueue,
 )
 from patterns.backpressure import QueueConfig as WaitQueueConfig
+from patterns.health_probe import (
+    ContainerProber,
+    HTTPGetAction,
+    ProbeAnswer,
+    ProbeAttempt,
+    ProbeKind,
+    ProbeOutcome,
+    ProbeResult,
+    TCPSocketAction,
+)
 from patterns.retry import Race, RetryCall, RetryConfig
 from patterns.supervisor import (
     CRASH_LOOP_BACK_OFF,
@@ -117,6 +135,13 @@ RATE_LIMITED = Outcome.RATE_LIMITED
 POISON_EXIT_CODE = 1
 """Exit code of a container crashed by a poison request (an unhandled error: ``Error``, 1)."""
 
+PROBE_REQUEST_ID = -1
+"""Request id of every probe (they are no users' arrivals)."""
+HTTP_SERVICE_UNAVAILABLE = 503
+"""What a server answers a request it sheds (a full queue, a concurrency limit)."""
+HTTP_TOO_MANY_REQUESTS = 429
+"""What a rate limit answers."""
+
 POD_NAMESPACE = "default"
 """The namespace of every pod (the kubelet's messages name pods ``name_namespace(uid)``)."""
 
@@ -136,6 +161,12 @@ class InstanceState(enum.Enum):
     WAITING = "waiting"
 
 
+RUNNING_STATES = frozenset(
+    (InstanceState.STARTING, InstanceState.RUNNING, InstanceState.TERMINATING)
+)
+"""States in which a container runs (the kubelet's ``Running``)."""
+
+
 class Death:
     """The cause carried by the interrupt that ends the requests of a dying instance."""
 
@@ -151,9 +182,11 @@ class Perturbation:
 
     ``partition``: on an edge, ``"drop"`` or ``"blackhole"`` (None: none); blackholed calls
     wait for ``healed``. ``poison``: on a service, tells whether a request is poison.
+    ``hangs``: on a service, its hung instances, each with the incarnation that hangs (a
+    restart clears a hang) and the event that ends the hang.
     """
 
-    __slots__ = ("add", "error_rate", "factor", "healed", "partition", "poison")
+    __slots__ = ("add", "error_rate", "factor", "hangs", "healed", "partition", "poison")
 
     def __init__(self) -> None:
         self.add = 0.0
@@ -162,6 +195,7 @@ class Perturbation:
         self.partition: str | None = None
         self.healed: Event | None = None
         self.poison: Callable[[Request], bool] | None = None
+        self.hangs: dict[Instance, tuple[int, Event]] = {}
 
     @property
     def active(self) -> bool:
@@ -172,6 +206,7 @@ class Perturbation:
             or self.error_rate != 0.0
             or self.partition is not None
             or self.poison is not None
+            or bool(self.hangs)
         )
 
 
@@ -301,6 +336,8 @@ class Instance:
         "name",
         "oom_score_adj",
         "pod_generation",
+        "pod_ip",
+        "prober",
         "process",
         "queue",
         "queue_capacity",
@@ -358,6 +395,10 @@ class Instance:
         """The Waiting state's message while in CrashLoopBackOff (empty otherwise)."""
         self.pod_generation = 0
         self.uid = pod_uid(self.name, 0)
+        self.pod_ip = ""
+        """The pod's IP (set by the World where the pod is placed), in probe failure texts."""
+        self.prober: ContainerProber | None = None
+        """The kubelet's probe workers of this pod (None: no probes)."""
         self.backoff = CrashLoopBackOff(service.backoff_config)
         self.sample = service.sample
         """Service-time sampler of the current container (slower while it warms up)."""
@@ -471,8 +512,11 @@ class Instance:
         self.sample = warming
 
     def _update_ready(self, log: bool = True) -> None:
-        """Join or leave the load balancer: a running container is ready."""
-        self._set_serving(self.state is InstanceState.RUNNING, log)
+        """Join or leave the load balancer: a running container is ready unless probes say no."""
+        prober = self.prober
+        self._set_serving(
+            self.state is InstanceState.RUNNING and (prober is None or prober.ready()), log
+        )
 
     def _set_serving(self, serving: bool, log: bool) -> None:
         if serving == self.serving:
@@ -621,6 +665,90 @@ class Instance:
             f"(restartCount {self.restarts})",
         )
         self.start()
+
+    # ------------------------------------------------------------------ probes
+
+    @property
+    def container_id(self) -> str | None:
+        """The current container's ID, new at each start (None before the first)."""
+        if not self.containers:
+            return None
+        return f"containerd://{self.uid}/{self.containers}"
+
+    @property
+    def running(self) -> bool:
+        """Whether a container runs: starting, serving or stopping."""
+        return self.state in RUNNING_STATES
+
+    def probe(self, kind: ProbeKind) -> ProbeAttempt:
+        """One probe of ``kind`` against the current container (a :class:`ProbeTarget`).
+
+        Refused unless the application listens (it serves, and has not been told to stop); a
+        TCP probe is then accepted by the kernel; an HTTP probe is a request through the
+        workers (``shares_workers``) or answered at once on a separate port unless hung.
+        """
+        assert self.prober is not None
+        handler = self.prober.workers[kind].config.handler
+        assert isinstance(handler, HTTPGetAction | TCPSocketAction)
+        env = self.env
+        if self.state is not InstanceState.RUNNING:
+            return env.timeout(0, ProbeOutcome(False, handler.refused_output(self.pod_ip)))
+        if isinstance(handler, TCPSocketAction):
+            return env.timeout(0, True)
+        spec = getattr(self.service.config.probes, kind.value)
+        if spec.through_workers:
+            return self._probe_request(handler)
+        return self._probe_separately()
+
+    def _probe_request(self, handler: HTTPGetAction) -> Generator[Event, Any, ProbeAnswer]:
+        """An HTTP probe served like any request: admission chain, queue, a worker."""
+        outcome = yield from self.serve(ProbeRequest(self.env.now))
+        if outcome is OK:
+            return True
+        if outcome is RESET:
+            return ProbeOutcome(False, handler.reset_output(self.pod_ip))
+        status = HTTP_TOO_MANY_REQUESTS if outcome is RATE_LIMITED else HTTP_SERVICE_UNAVAILABLE
+        return ProbeOutcome(False, handler.status_output(status))
+
+    def _probe_separately(self) -> Generator[Event, Any, ProbeAnswer]:
+        """An HTTP probe on a port of its own: answered at once unless the process hangs."""
+        yield from self._wait_out_hangs()
+        return True
+
+    def _hang(self) -> Event | None:
+        """The end of the hang this container is in, or None when it is not hung."""
+        fault = self.service.perturbation
+        if fault is None:
+            return None
+        entry = fault.hangs.get(self)
+        if entry is None or entry[0] != self.incarnation or entry[1].triggered:
+            return None
+        return entry[1]
+
+    def _wait_out_hangs(self) -> Generator[Event, Any, None]:
+        hang = self._hang()
+        while hang is not None:
+            yield hang
+            hang = self._hang()
+
+    def probe_result(self, kind: ProbeKind, result: ProbeResult) -> None:
+        """A probe's stored result changed (``on_result``): readiness may have changed."""
+        self._update_ready()
+
+    def probe_kill(self, kind: ProbeKind, message: str) -> None:
+        """A liveness or startup failure (``on_kill``): stop the container, then restart it.
+
+        The grace period is the probe's ``termination_grace_period_seconds`` or the pod's.
+        """
+        assert self.prober is not None
+        grace = self.prober.workers[kind].config.termination_grace_period_seconds
+        if grace is None:
+            grace = self.service.config.termination_grace_period_seconds
+        self.stop(grace)
+
+    def probe_event(self, reason: str, message: str) -> None:
+        """A kubelet event of the prober (``Unhealthy``, ``Killing``) into the event log."""
+        self.service.recorder.event(self.env.now, self.host.name, self.name, reason, message)
 
     # ------------------------------------------------------------------ serving
 
@@ -826,6 +954,9 @@ class Instance:
         service = self.service
         env = self.env
         fault = service.perturbation
+        if fault is not None and fault.hangs:
+            yield from self._wait_out_hangs()  # a hung process picks work up, never does it
+            fault = service.perturbation
         if fault is not None and fault.poison is not None and fault.poison(request):
             # let it crash: the unhandled error takes the container down with this request
             request.origin = (service.name, RESET)
@@ -869,6 +1000,38 @@ class Instance:
         if self.admission is not None:
             return len(self.admission.queue)
         return len(self.queue)
+
+
+class ProbeRequest(Request):
+    """A kubelet probe on the application's own port: served like a request.
+
+    It goes through the instance's admission chain and worker pool and is counted among the
+    service's hops, as a server's access log and request metrics show health checks. Its work
+    takes no time once a worker has it, unless the process hangs.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, t0: float) -> None:
+        super().__init__(PROBE_REQUEST_ID, 0, t0)
+
+
+class ProbedInstance(Instance):
+    """An instance whose probes share its workers (``shares_workers``).
+
+    A subclass, so that an instance without such probes pays nothing for telling them apart.
+    """
+
+    __slots__ = ()
+
+    def _work(self, request: Request, process: Process) -> HopResult:
+        if request.__class__ is ProbeRequest:
+            return self._answer_probe()
+        return Instance._work(self, request, process)
+
+    def _answer_probe(self) -> HopResult:
+        yield from self._wait_out_hangs()
+        return OK
 
 
 class LoadBalancer:

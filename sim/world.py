@@ -22,6 +22,7 @@ from simpy.events import Event
 
 from patterns.earlyoom import Earlyoom, EarlyoomConfig
 from patterns.eviction import ContainerUsage, EvictionConfig, EvictionManager, PodView, Threshold
+from patterns.health_probe import ContainerProber
 from patterns.oom_killer import (
     KUBELET_OOM_SCORE_ADJ,
     PAUSE_OOM_SCORE_ADJ,
@@ -42,6 +43,7 @@ from sim.service import (
     InstanceState,
     LoadBalancer,
     PolicyEdge,
+    ProbedInstance,
     Service,
     uniform_source,
 )
@@ -87,6 +89,10 @@ class World:
         """The kubelet eviction manager of each Kubernetes host (when eviction is on)."""
         self._daemons: dict[str, list[tuple[str, Cgroup, int]]] = {}
         """Per host, the processes that run outside the services' containers."""
+        self._kubelet_started = {h.name: 0.0 for h in s.hosts}
+        """When each host's kubelet (and with it the probe workers) last started."""
+        self._pods_placed = {h.name: 0 for h in s.hosts}
+        """Pods placed on each host so far (their IPs are handed out in order)."""
         self.hosts = {h.name: self._host(h) for h in s.hosts}
         self.services = {name: self._service(name, cfg) for name, cfg in s.services.items()}
         self._edges: dict[tuple[str, str], Edge] = {}
@@ -224,15 +230,63 @@ class World:
 
     def _instance(self, service: Service, index: int, host: Host) -> Instance:
         cgroup, adj = self._container(service, index, host)
-        return Instance(service, index, host, cgroup, adj)
+        kind = ProbedInstance if service.config.probes.through_workers else Instance
+        instance = kind(service, index, host, cgroup, adj)
+        instance.pod_ip = self._pod_ip(host.name)
+        return instance
+
+    def _pod_ip(self, host: str) -> str:
+        """The next pod IP on ``host``: ``10.244.<host index>.<n>``, the pod CIDR per node."""
+        self._pods_placed[host] += 1
+        return f"10.244.{list(self.hosts).index(host)}.{1 + self._pods_placed[host]}"
 
     def _move(self, instance: Instance, host: Host) -> None:
         """Re-create an instance's pod on another host (a replacement pod)."""
         cgroup, adj = self._container(instance.service, instance.index, host)
         instance.host, instance.cgroup, instance.oom_score_adj = host, cgroup, adj
+        instance.pod_ip = self._pod_ip(host.name)
         for comm, pause, pause_adj in self._daemons[host.name]:
             if pause.parent is cgroup.parent:
                 host.spawn(comm, pause, pause_adj)
+
+    def _watch(self, instance: Instance, warm: bool = False) -> None:
+        """Start the kubelet's probe workers of ``instance``'s pod (if it has probes).
+
+        A ``warm`` pod has passed its probes for long; the workers of a kubelet that started
+        less than a probe period ago first sleep uniform(0, period), drawn from
+        ``probes/<pod>/<generation>`` (so a run that starts in steady state probes each
+        replica at its own phase).
+        """
+        service = instance.service
+        configs = service.config.probes.configs()
+        if not configs:
+            return
+        prober = ContainerProber(
+            self.env,
+            instance,
+            startup=configs.get("startup"),
+            readiness=configs.get("readiness"),
+            liveness=configs.get("liveness"),
+            container=service.name,
+            on_result=instance.probe_result,
+            on_kill=instance.probe_kill,
+            on_event=instance.probe_event,
+            rng=stream(self.seed, f"probes/{instance.name}/{instance.pod_generation}"),
+            kubelet_started_at=self._kubelet_started[instance.host.name],
+            restart_policy=service.config.restart.policy,
+            pod_ip=instance.pod_ip,
+        )
+        container = instance.container_id
+        if warm and container is not None:
+            prober.adopt(container)
+        instance.prober = prober
+        prober.start()
+
+    def _unwatch(self, instance: Instance) -> None:
+        """The pod is gone, or its kubelet: its probe workers stop."""
+        if instance.prober is not None:
+            instance.prober.stop()
+            instance.prober = None
 
     def _container(self, service: Service, index: int, host: Host) -> tuple[Cgroup, int]:
         """The container cgroup of replica ``index`` on ``host``, and its ``oom_score_adj``."""
@@ -288,6 +342,7 @@ class World:
             if not warm:
                 instance.backoff = CrashLoopBackOff(instance.service.backoff_config)
             instance.start(warm)
+            self._watch(instance, warm)
 
     def _extra(self, process: Process, extra: sc.ExtraProcess) -> Generator[Event, Any, None]:
         """A scenario's own process: from ``at`` on, allocate its memory (at its rate)."""
@@ -306,6 +361,7 @@ class World:
             self.env.now, host, host, "node_not_ready", f"Node {host} status is now: NodeNotReady"
         )
         for instance in self.instances_on(host):
+            self._unwatch(instance)
             instance.terminate(reason, KILL_EXIT_CODE)
         for process in machine.processes():
             machine.kill(process, reason)
@@ -313,6 +369,7 @@ class World:
     def bring_up(self, host: str) -> None:
         """``host`` is back: it boots afresh."""
         self.hosts[host].up = True
+        self._kubelet_started[host] = self.env.now
         self.recorder.event(
             self.env.now, host, host, "node_ready", f"Node {host} status is now: NodeReady"
         )
@@ -405,6 +462,7 @@ class World:
             i for s in self.services.values() for i in s.instances if i.name == pod.name
         )
         instance.service.balancer.remove(instance)  # the endpoint goes with the pod
+        self._unwatch(instance)
 
         def kill() -> None:
             instance.terminate("Evicted", KILL_EXIT_CODE, restart=False)
@@ -452,6 +510,7 @@ class World:
             f"Successfully assigned default/{instance.name} to {host.name}",
         )
         instance.start()
+        self._watch(instance)
 
     def _pressure(self) -> Generator[Event, Any, None]:
         """Every PSI period: count non-idle task time, then fold the period into the averages."""

@@ -35,7 +35,7 @@ EXPECTED_LINES = [
     B + "unknown-dist.yaml:13:26: services.backend.service_time.dist: unknown dist 'gamma' "
     "(expected one of 'exponential', 'deterministic', 'lognormal', 'uniform', 'empirical')",
     B + "unknown-fault-kind.yaml:18:12: faults.0.kind: unknown kind 'meteor' "
-    "(expected one of 'latency', 'error_rate', 'crash', 'traffic_surge', 'host_down', "
+    "(expected one of 'latency', 'error_rate', 'crash', 'hang', 'traffic_surge', 'host_down', "
     "'memory_leak', 'memory_spike', 'memory_hog', 'partition', 'poison_request')",
     B + "crash-count-and-percent.yaml:18:5: faults.0: give count or percent, not both",
     B + "unknown-call-target.yaml:11:14: services.frontend.calls.0.to: "
