@@ -40,6 +40,7 @@ from patterns import backpressure as bp_pattern
 from patterns import bulkhead as bulkhead_pattern
 from patterns import circuit_breaker as cb_pattern
 from patterns import health_probe as probe_pattern
+from patterns import otp_supervisor as otp_pattern
 from patterns import retry as retry_pattern
 from patterns import supervisor as supervisor_pattern
 from sim import units
@@ -1008,6 +1009,71 @@ class Service(Model):
         return value
 
 
+# --------------------------------------------------------------------------- OTP supervisors
+
+
+class SupervisorChild(Model):
+    """A child of an OTP supervisor: a service or another supervisor, by name.
+
+    A service stands for its replicas, each a worker child (ids ``cart-0``, ``cart-1``, in
+    replica order). Defaults are supervisor.erl's (``default_child_spec``,
+    ``do_check_childspec``).
+
+    Attributes:
+        child: the service's or the supervisor's name.
+        restart: ``permanent`` (default): always restarted; ``transient``: restarted after an
+            abnormal exit only (exit code 0 is ``normal``, a stop asked by the supervisor is
+            ``shutdown``); ``temporary``: never restarted.
+        shutdown: how the supervisor stops it: ``brutal_kill`` (SIGKILL at once), a duration
+            (SIGTERM, then SIGKILL after it; whole milliseconds), or ``infinity`` (wait as long
+            as it takes). Default 5 s for a worker (5000 ms), ``infinity`` for a supervisor.
+    """
+
+    child: str = Field(min_length=1)
+    restart: Literal["permanent", "transient", "temporary"] = "permanent"
+    shutdown: Literal["brutal_kill", "infinity"] | Duration | None = None
+
+    def otp_shutdown(self) -> otp_pattern.Shutdown | None:
+        """The shutdown spec as supervisor.erl takes it (a timeout in ms); None: the default."""
+        if self.shutdown is None or isinstance(self.shutdown, str):
+            return self.shutdown
+        return round(self.shutdown * 1000)
+
+
+class SupervisorSpec(Model):
+    """An Erlang/OTP supervisor (``supervisor.erl``): its flags and children in start order.
+
+    Defaults are supervisor.erl's ``default_flags``: ``one_for_one``, at most 1 restart in 5 s.
+    Restarts are immediate (no back-off); past the intensity the supervisor stops its children
+    and exits, and its parent decides, up to the root: when the root gives up, the application
+    stops and its services stay down. :mod:`patterns.otp_supervisor` has the semantics.
+
+    Attributes:
+        name: the supervisor's registered name (also what a parent lists as its child).
+        strategy: ``one_for_one``, ``one_for_all`` or ``rest_for_one``.
+        intensity: restarts allowed within ``period`` (an integer >= 0).
+        period: whole seconds >= 1.
+        children: in start order; a name alone is ``{child: name}``.
+    """
+
+    name: str = Field(min_length=1)
+    strategy: Literal["one_for_one", "one_for_all", "rest_for_one"] = "one_for_one"
+    intensity: Annotated[int, Field(ge=0)] = otp_pattern.DEFAULT_INTENSITY
+    period: Duration = float(otp_pattern.DEFAULT_PERIOD)
+    children: list[str | SupervisorChild] = Field(min_length=1)
+
+    @field_validator("period")
+    @classmethod
+    def _whole_seconds(cls, value: float) -> float:
+        if value < 1 or not float(value).is_integer():
+            raise ValueError(f"period must be whole seconds >= 1, got {value:g}s")
+        return value
+
+    def child_specs(self) -> list[SupervisorChild]:
+        """The children, a bare name read as ``{child: name}``."""
+        return [SupervisorChild(child=c) if isinstance(c, str) else c for c in self.children]
+
+
 # --------------------------------------------------------------------------- workload
 
 
@@ -1322,6 +1388,7 @@ class Scenario(Model):
     services: dict[str, Service] = Field(min_length=1)
     workload: Workload
     faults: list[Fault] = []
+    supervisors: list[SupervisorSpec] = []
     slo: SloConfig = SloConfig()
     recording: Recording = Recording()
     variants: dict[str, dict[str, Any]] = {}
@@ -1345,6 +1412,14 @@ class Scenario(Model):
             for call in service.calls:
                 graph.add_edge(name, call.to)
         return graph
+
+    def supervisor_of(self) -> dict[str, tuple[int, int]]:
+        """Who supervises what: child name -> (supervisor index, child index)."""
+        return {
+            child.child: (index, number)
+            for index, spec in enumerate(self.supervisors)
+            for number, child in enumerate(spec.child_specs())
+        }
 
     def slo_for(self, service: str) -> SloConfig:
         """The SLO of a service: its own, or the scenario's."""
@@ -1474,6 +1549,7 @@ def _reference_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], st
         index = [c.to for c in s.services[caller].calls].index(callee)
         yield ("services", caller, "calls", index, "to"), f"call graph has a cycle: {loop}"
     yield from _cgroup_v1_problems(s)
+    yield from _supervisor_problems(s)
     names = [fault.name for fault in s.faults if fault.name]
     for index, fault in enumerate(s.faults):
         yield from _fault_problems(index, fault, services, host_names, graph)
@@ -1525,6 +1601,58 @@ def _cgroup_v1_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], st
             s.host(h).cgroup_version == 2 for h in placed.get(name, [])
         ):
             yield ("services", name, "cgroup", "oom_kill_disable"), v1_only
+
+
+def _supervisor_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Supervision trees: known, unique children; no cycle; OTP or the kubelet, not both."""
+    names = [spec.name for spec in s.supervisors]
+    known = set(s.services) | set(names)
+    for index, spec in enumerate(s.supervisors):
+        if names.index(spec.name) != index:
+            yield ("supervisors", index, "name"), f"duplicate supervisor name {spec.name!r}"
+        elif spec.name in s.services:
+            yield ("supervisors", index, "name"), f"{spec.name!r} is a service's name too"
+    seen: dict[str, str] = {}
+    tree: nx.DiGraph[str] = nx.DiGraph()
+    for index, spec in enumerate(s.supervisors):
+        for number, (raw, child) in enumerate(zip(spec.children, spec.child_specs(), strict=True)):
+            path: tuple[str | int, ...] = ("supervisors", index, "children", number)
+            if not isinstance(raw, str):
+                path = (*path, "child")
+            if child.child not in known:
+                yield path, _unknown("service or supervisor", child.child, known)
+            elif child.child in seen:
+                yield path, f"{child.child!r} is already a child of {seen[child.child]!r}"
+            else:
+                seen[child.child] = spec.name
+                tree.add_edge(spec.name, child.child)
+    try:
+        cycle = nx.find_cycle(tree)
+    except nx.NetworkXNoCycle:
+        cycle = []
+    if cycle:
+        loop = " -> ".join([cycle[0][0], *(b for _, b in cycle)])
+        parent, child_name = cycle[-1]
+        index = names.index(parent)
+        number = [c.child for c in s.supervisors[index].child_specs()].index(child_name)
+        yield ("supervisors", index, "children", number), f"supervisors form a cycle: {loop}"
+    for name, service in s.services.items():
+        if name not in seen:
+            continue
+        where = f"{name} is supervised by OTP supervisor {seen[name]!r}"
+        if "restart" in service.model_fields_set:
+            yield (
+                ("services", name, "restart"),
+                f"{where}: a service has a Kubernetes restart policy or an OTP supervisor, "
+                "not both",
+            )
+        for kind in ("startup", "liveness"):
+            if getattr(service.probes, kind) is not None:
+                yield (
+                    ("services", name, "probes", kind),
+                    f"{where}: a {kind} probe needs the kubelet to restart it "
+                    "(readiness probes are fine)",
+                )
 
 
 def _unknown(what: str, name: str, known: Any) -> str:

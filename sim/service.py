@@ -116,6 +116,7 @@ if TYPE_CHECKING:
 
     from sim import scenario as sc
     from sim.recorder import Recorder
+    from sim.supervision import InstanceChild
 
 HopResult = Generator[Event, Any, Outcome]
 
@@ -335,8 +336,10 @@ class Instance:
         "index",
         "name",
         "oom_score_adj",
+        "otp",
         "pod_generation",
         "pod_ip",
+        "pod_pending",
         "prober",
         "process",
         "queue",
@@ -399,6 +402,10 @@ class Instance:
         """The pod's IP (set by the World where the pod is placed), in probe failure texts."""
         self.prober: ContainerProber | None = None
         """The kubelet's probe workers of this pod (None: no probes)."""
+        self.otp: InstanceChild | None = None
+        """Its OTP supervisor's view of it (None: the kubelet's restart policy restarts it)."""
+        self.pod_pending: Event | None = None
+        """Set while the pod is deleted and its replacement not scheduled yet."""
         self.backoff = CrashLoopBackOff(service.backoff_config)
         self.sample = service.sample
         """Service-time sampler of the current container (slower while it warms up)."""
@@ -494,6 +501,8 @@ class Instance:
         if startup.warmup and not warm:
             self._warm_up(startup.warmup, startup.warmup_factor)
         self._update_ready(log=not warm)
+        if self.otp is not None:
+            self.otp.listening()
 
     def _warm_up(self, warmup: float, factor: float) -> None:
         """Service times start ``factor`` times longer and fall linearly to normal in ``warmup``."""
@@ -587,8 +596,9 @@ class Instance:
         self.terminate("Error", TERM_EXIT_CODE)
 
     def terminate(self, reason: str, exit_code: int, restart: bool = True) -> None:
-        """The container ends: requests inside it are reset, and the restart policy decides.
+        """The container ends: requests inside it are reset; its restart policy decides.
 
+        Under an OTP supervisor (:mod:`sim.supervision`) the supervisor decides instead.
         ``restart=False``: the pod is gone (evicted) and is not restarted in place. A restart
         after a non-zero back-off leaves the container Waiting in ``CrashLoopBackOff`` with the
         kubelet's message, and logs the kubelet's ``BackOff`` event.
@@ -622,6 +632,9 @@ class Instance:
             "terminated",
             f"Container {self.name} terminated: Reason: {reason}, Exit Code: {exit_code}",
         )
+        if self.otp is not None:
+            self.otp.exited(reason, exit_code)  # its supervisor decides
+            return
         policy = service.config.restart.policy
         if not restart or not should_restart(policy, exit_code) or not self.host.up:
             return

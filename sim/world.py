@@ -48,6 +48,7 @@ from sim.service import (
     uniform_source,
 )
 from sim.streams import service_time_sampler, stream
+from sim.supervision import build_applications
 from sim.workload import Workload
 
 REPLACEMENT_DELAY = 1.0
@@ -130,6 +131,8 @@ class World:
             service = self.services[name]
             for index, host_name in enumerate(hosts):
                 service.instances.append(self._instance(service, index, self.hosts[host_name]))
+        self.applications = build_applications(self.env, s, self.services, self.recorder)
+        """The OTP applications, one per root supervisor (started by :meth:`run`)."""
         self.faults = Faults(self)
         self.faults.schedule(list(s.faults))
 
@@ -282,6 +285,13 @@ class World:
         instance.prober = prober
         prober.start()
 
+    def _watch_supervised(self) -> None:
+        """The probes of the OTP workers, once their trees have started them (warm, at 0)."""
+        for service in self.services.values():
+            for instance in service.instances:
+                if instance.otp is not None:
+                    self._watch(instance, warm=True)
+
     def _unwatch(self, instance: Instance) -> None:
         """The pod is gone, or its kubelet: its probe workers stop."""
         if instance.prober is not None:
@@ -339,10 +349,13 @@ class World:
             process = machine.spawn(extra.name, machine.cgroup(extra.cgroup), extra.oom_score_adj)
             self.env.process(self._extra(process, extra))
         for instance in self.instances_on(host):
-            if not warm:
-                instance.backoff = CrashLoopBackOff(instance.service.backoff_config)
-            instance.start(warm)
-            self._watch(instance, warm)
+            if instance.otp is None:
+                if not warm:
+                    instance.backoff = CrashLoopBackOff(instance.service.backoff_config)
+                instance.start(warm)
+                self._watch(instance, warm)
+            elif not warm:
+                self._watch(instance)  # its supervisor starts it; the kubelet is back
 
     def _extra(self, process: Process, extra: sc.ExtraProcess) -> Generator[Event, Any, None]:
         """A scenario's own process: from ``at`` on, allocate its memory (at its rate)."""
@@ -463,6 +476,7 @@ class World:
         )
         instance.service.balancer.remove(instance)  # the endpoint goes with the pod
         self._unwatch(instance)
+        instance.pod_pending = self.env.event()
 
         def kill() -> None:
             instance.terminate("Evicted", KILL_EXIT_CODE, restart=False)
@@ -509,7 +523,11 @@ class World:
             "scheduled",
             f"Successfully assigned default/{instance.name} to {host.name}",
         )
-        instance.start()
+        pending, instance.pod_pending = instance.pod_pending, None
+        if instance.otp is None:
+            instance.start()
+        elif pending is not None:
+            pending.succeed()  # its supervisor's restart was waiting for the pod
         self._watch(instance)
 
     def _pressure(self) -> Generator[Event, Any, None]:
@@ -667,6 +685,9 @@ class World:
         """Run to the scenario's duration and return the result."""
         for host in self.hosts:
             self.boot(host, warm=True)
+        started = [application.start() for application in self.applications]
+        if started:
+            self.env.all_of(started).callbacks.append(lambda _: self._watch_supervised())
         self.workload.start()
         self.env.process(self._sampler())
         self.env.process(self._pressure())

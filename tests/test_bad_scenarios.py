@@ -58,6 +58,11 @@ EXPECTED_LINES = [
     B + "variant-missing-list-item.yaml:23:5: "
     "variants.fast-backend.services.frontend.calls.nope.timeout: "
     "services.frontend.calls has no item named 'nope' (items: backend)",
+    B + "otp-and-restart-policy.yaml:14:14: services.backend.restart: backend is supervised by "
+    "OTP supervisor 'backend_sup': a service has a Kubernetes restart policy or an OTP "
+    "supervisor, not both",
+    B + "liveness-success-threshold.yaml:14:24: services.backend.probes.liveness: "
+    "success_threshold must be 1 for liveness probes, got 2",
     B + "not-a-mapping.yaml:1:1: a scenario must be a YAML mapping",
     B + "missing.yaml: cannot read: No such file or directory",
 ]
