@@ -966,6 +966,45 @@ class Probes(Model):
         )
 
 
+IntOrPercent = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=r"^[0-9]+%$")]
+"""Kubernetes ``IntOrString`` as a PodDisruptionBudget takes it: a count, or ``"50%"``."""
+
+
+class PodDisruptionBudget(Model):
+    """A PodDisruptionBudget over the service's replicas (``policy/v1``): give one field.
+
+    Voluntary evictions (a ``drain``) are allowed only while the budget holds after them. The
+    disruption controller's arithmetic: desired healthy = ``min_available``, or replicas -
+    ``max_unavailable``, a percentage of the replicas rounded up
+    (``GetScaledValueFromIntOrPercent(..., roundUp=true)``); disruptions allowed = ready
+    replicas - desired healthy. A replica that is not ready may be evicted while the budget
+    is met (``unhealthyPodEvictionPolicy: IfHealthyBudget``, the default).
+    """
+
+    min_available: IntOrPercent | None = None
+    max_unavailable: IntOrPercent | None = None
+
+    @model_validator(mode="after")
+    def _one_field(self) -> PodDisruptionBudget:
+        if (self.min_available is None) == (self.max_unavailable is None):
+            raise ValueError("give exactly one of min_available and max_unavailable")
+        return self
+
+    def desired_healthy(self, expected: int) -> int:
+        """How many replicas must stay ready, out of ``expected``."""
+        if self.min_available is not None:
+            return _scaled(self.min_available, expected)
+        assert self.max_unavailable is not None
+        return expected - _scaled(self.max_unavailable, expected)
+
+
+def _scaled(value: int | str, total: int) -> int:
+    """``intstr.GetScaledValueFromIntOrPercent`` with ``roundUp=true``."""
+    if isinstance(value, int):
+        return value
+    return -(-int(value[:-1]) * total // 100)
+
+
 TERMINATION_GRACE_PERIOD = 30
 """Seconds from SIGTERM to SIGKILL when a pod stops (pod spec ``terminationGracePeriodSeconds``,
 default 30: ``pkg/apis/core/v1/defaults.go``)."""
@@ -999,6 +1038,7 @@ class Service(Model):
     restart: RestartPolicy = RestartPolicy()
     termination_grace_period_seconds: Annotated[int, Field(ge=0)] = TERMINATION_GRACE_PERIOD
     probes: Probes = Probes()
+    pdb: PodDisruptionBudget | None = None
     slo: SloConfig | None = None
 
     @field_validator("placement")
@@ -1262,9 +1302,45 @@ class TrafficSurgeFault(FaultBase):
 
 
 class HostDownFault(FaultBase):
-    """A host goes down: every process on it dies; it comes back after ``duration``."""
+    """A host goes down: every process on it dies; it is back after ``duration`` (its reboot).
+
+    Its pods wait for it, unless it stays down long enough for Kubernetes to evict them
+    (:data:`sim.world.UNREACHABLE_EVICTION`, 340 s): then they are replaced on other hosts
+    where they fit. ``duration`` null: it never comes back.
+    """
 
     kind: Literal["host_down"]
+    target: str
+
+
+class CrashLoopFault(FaultBase):
+    """The chosen instances exit ``after`` seconds after every start while the fault lasts.
+
+    A bad release, a missing secret, a dependency refused at start-up. A container running when
+    the fault begins exits ``after`` seconds after that; each one started before the fault
+    ends exits ``after`` seconds after its start. The exit code is ``exit_code`` (1: reason
+    ``Error``; 0: ``Completed``, which ``OnFailure`` does not restart and OTP calls
+    ``normal``). ``count``/``percent`` choose which instances (default: all of them).
+    """
+
+    kind: Literal["crash_loop"]
+    target: str
+    after: Duration
+    exit_code: Annotated[int, Field(ge=0, le=255)] = 1
+    count: Annotated[int, Field(ge=1)] | None = None
+    percent: Fraction | None = None
+
+
+class DrainFault(FaultBase):
+    """``kubectl drain`` of a host: cordon it, then evict every pod on it.
+
+    Each eviction honours the service's PodDisruptionBudget; a refused one is retried every
+    5 s (kubectl's loop). An evicted pod stops gracefully (its termination grace period) and
+    its replacement is scheduled on another host where it fits. The host is uncordoned when
+    the fault ends (``duration``; null: never).
+    """
+
+    kind: Literal["drain"]
     target: str
 
 
@@ -1350,6 +1426,8 @@ Fault = Annotated[
     | HangFault
     | TrafficSurgeFault
     | HostDownFault
+    | CrashLoopFault
+    | DrainFault
     | MemoryLeakFault
     | MemorySpikeFault
     | MemoryHogFault
@@ -1683,12 +1761,19 @@ def _fault_problems(
     elif (
         isinstance(
             fault,
-            CrashFault | HangFault | MemoryLeakFault | MemorySpikeFault | PoisonRequestFault,
+            CrashFault
+            | CrashLoopFault
+            | HangFault
+            | MemoryLeakFault
+            | MemorySpikeFault
+            | PoisonRequestFault,
         )
         and fault.target not in services
     ):
         yield path, _unknown("service", fault.target, services)
-    elif isinstance(fault, HostDownFault | MemoryHogFault) and fault.target not in hosts:
+    elif (
+        isinstance(fault, HostDownFault | MemoryHogFault | DrainFault) and fault.target not in hosts
+    ):
         yield path, _unknown("host", fault.target, hosts)
 
 

@@ -351,6 +351,7 @@ class Instance:
         "serving",
         "started_at",
         "state",
+        "stopped",
         "uid",
         "waiting_message",
         "workers",
@@ -383,6 +384,8 @@ class Instance:
         """Whether the load balancer sends requests here (see :attr:`ready`)."""
         self.draining = False
         """Stopping on SIGTERM: the last request to leave ends the container (:meth:`stop`)."""
+        self.stopped: Event | None = None
+        """Succeeds when a container told to stop has ended (:meth:`stop`)."""
         self.process: Process | None = None
         self.helpers: list[Process] = []
         self.incarnation = 0
@@ -562,29 +565,37 @@ class Instance:
     def _helper_exited(self, reason: str) -> None:
         """Another process of the container died: only the kernel log shows it (§3.4)."""
 
-    def stop(self, grace: float) -> None:
+    def stop(self, grace: float) -> Event:
         """Stop the container on purpose: SIGTERM, then SIGKILL after ``grace`` seconds.
 
         On SIGTERM it leaves the load balancer and takes no new request; the requests inside it
         (in service and queued) finish, and when the last one leaves the process exits with 143
         (``Error``: the JVM's and Node's exit status after SIGTERM). Whatever is still inside
         when the grace period ends is cut short by SIGKILL (137). ``grace`` 0: SIGKILL at once;
-        ``inf``: no SIGKILL (an OTP supervisor sends its own ``kill``).
+        ``inf``: no SIGKILL (an OTP supervisor sends its own ``kill``). The event returned
+        succeeds when the container has ended (at once if none runs).
         """
-        if self.state not in (InstanceState.STARTING, InstanceState.RUNNING):
-            return
+        if self.stopped is None:
+            self.stopped = self.env.event()
+        stopped = self.stopped
+        if not self.running:
+            self.stopped = None
+            stopped.succeed()
+            return stopped
+        if self.state is InstanceState.TERMINATING:
+            return stopped
         self.state = InstanceState.TERMINATING
         self._set_serving(False, log=False)
         if grace <= 0:
             self.terminate("Error", KILL_EXIT_CODE)
-            return
-        if not self.active:
+        elif not self.active:
             self.terminate("Error", TERM_EXIT_CODE)
-            return
-        self.draining = True
-        if grace != math.inf:
-            incarnation = self.incarnation
-            self.env.timeout(grace).callbacks.append(lambda _: self._grace_over(incarnation))
+        else:
+            self.draining = True
+            if grace != math.inf:
+                incarnation = self.incarnation
+                self.env.timeout(grace).callbacks.append(lambda _: self._grace_over(incarnation))
+        return stopped
 
     def _grace_over(self, incarnation: int) -> None:
         if self.incarnation == incarnation and self.state is InstanceState.TERMINATING:
@@ -614,6 +625,9 @@ class Instance:
         self.finished_at = env.now
         self.started_at = None
         self.draining = False
+        if self.stopped is not None:
+            self.stopped.succeed()
+            self.stopped = None
         self._set_serving(False, log=False)
         for process in [self.process, *self.helpers]:
             if process is not None and process.alive:
@@ -636,7 +650,12 @@ class Instance:
             self.otp.exited(reason, exit_code)  # its supervisor decides
             return
         policy = service.config.restart.policy
-        if not restart or not should_restart(policy, exit_code) or not self.host.up:
+        if (
+            not restart
+            or self.pod_pending is not None  # the pod is deleted: a new one replaces it
+            or not should_restart(policy, exit_code)
+            or not self.host.up
+        ):
             return
         backoff = self.backoff.restart_delay(env.now)
         delay = self.backoff.observed_restart_delay(env.now, service.resync)
@@ -663,7 +682,11 @@ class Instance:
         env.timeout(delay).callbacks.append(lambda _: self._restart(incarnation))
 
     def _restart(self, incarnation: int) -> None:
-        if self.incarnation != incarnation or self.state is not InstanceState.WAITING:
+        if (
+            self.incarnation != incarnation
+            or self.state is not InstanceState.WAITING
+            or self.pod_pending is not None  # the pod was deleted while it waited
+        ):
             return
         if not self.host.up:
             return  # the node is down: its containers start when it comes back

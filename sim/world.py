@@ -58,6 +58,15 @@ and the scheduler binds it (a model assumption: about a second on an idle contro
 EVICTION_RETRY = 10.0
 """Seconds between scheduling attempts of a replacement pod that fits nowhere (assumption)."""
 
+NODE_MONITOR_GRACE_PERIOD = 40.0
+"""Seconds without a heartbeat before the node controller marks a node unreachable
+(kube-controller-manager ``--node-monitor-grace-period``, 40 s [recall; 50 s since 1.32])."""
+UNREACHABLE_TOLERATION = 300.0
+"""Seconds a pod tolerates ``node.kubernetes.io/unreachable:NoExecute`` before it is evicted
+(``DefaultTolerationSeconds`` admission plugin: ``tolerationSeconds: 300``)."""
+UNREACHABLE_EVICTION = NODE_MONITOR_GRACE_PERIOD + UNREACHABLE_TOLERATION
+"""Seconds from a host going down to its pods being deleted and replaced elsewhere."""
+
 MEMORY_THROTTLING_FACTOR = 0.9
 """MemoryQoS ``memory.high`` = limit x 0.9 (kubelet ``DefaultMemoryThrottlingFactor``)."""
 
@@ -94,6 +103,10 @@ class World:
         """When each host's kubelet (and with it the probe workers) last started."""
         self._pods_placed = {h.name: 0 for h in s.hosts}
         """Pods placed on each host so far (their IPs are handed out in order)."""
+        self._down_since: dict[str, float] = {}
+        """When each host that is down went down."""
+        self.cordoned: set[str] = set()
+        """Hosts marked unschedulable (``kubectl cordon``): no replacement pod goes there."""
         self.hosts = {h.name: self._host(h) for h in s.hosts}
         self.services = {name: self._service(name, cfg) for name, cfg in s.services.items()}
         self._edges: dict[tuple[str, str], Edge] = {}
@@ -378,6 +391,60 @@ class World:
             instance.terminate(reason, KILL_EXIT_CODE)
         for process in machine.processes():
             machine.kill(process, reason)
+        now = self._down_since[host] = self.env.now
+        if self.scenario.host(host).kind == "kubernetes":
+            self._schedule(lambda: self._unreachable(host, now), UNREACHABLE_EVICTION)
+
+    def _unreachable(self, host: str, since: float) -> None:
+        """Still down: the taint manager deletes its pods, and they are replaced elsewhere."""
+        if self.hosts[host].up or self._down_since.get(host) != since:
+            return
+        for instance in self.instances_on(host):
+            if instance.pod_pending is not None:
+                continue
+            self.recorder.event(
+                self.env.now,
+                host,
+                instance.name,
+                "TaintManagerEviction",
+                f"Marking for deletion Pod default/{instance.name}",
+            )
+            self.delete_pod(instance, 0.0)
+
+    def delete_pod(self, instance: Instance, grace: float) -> Event:
+        """Delete a pod through the API: it stops gracefully, the ReplicaSet replaces it.
+
+        The replacement is scheduled :data:`REPLACEMENT_DELAY` after the old container has
+        ended (one object per replica: Kubernetes creates it as soon as the old pod is
+        terminating). Returns the event of the old container's end.
+        """
+        self._unwatch(instance)
+        instance.pod_pending = self.env.event()
+        if instance.running:
+            self.recorder.event(
+                self.env.now,
+                instance.host.name,
+                instance.name,
+                "Killing",
+                f"Stopping container {instance.service.name}",
+            )
+        stopped = instance.stop(grace)
+        stopped.callbacks.append(
+            lambda _: self._schedule(lambda: self._replace(instance), REPLACEMENT_DELAY)
+        )
+        return stopped
+
+    def disruption_allowed(self, instance: Instance) -> bool:
+        """Whether the Eviction API lets ``instance``'s pod go (its PodDisruptionBudget)."""
+        service = instance.service
+        budget = service.config.pdb
+        if budget is None:
+            return True
+        healthy = sum(1 for i in service.instances if i.ready)
+        desired = budget.desired_healthy(service.config.replicas)
+        if not instance.ready:
+            return healthy >= desired  # unhealthyPodEvictionPolicy: IfHealthyBudget
+        return healthy - desired >= 1
 
     def bring_up(self, host: str) -> None:
         """``host`` is back: it boots afresh."""
@@ -491,7 +558,11 @@ class World:
         candidates = []
         for name, machine in self.hosts.items():
             manager = self.eviction.get(name)
-            if not machine.up or self.scenario.host(name).kind != "kubernetes":
+            if (
+                not machine.up
+                or name in self.cordoned
+                or self.scenario.host(name).kind != "kubernetes"
+            ):
                 continue
             if manager is not None and manager.under_memory_pressure and request == 0:
                 continue  # MemoryPressure: the node admits no BestEffort pod

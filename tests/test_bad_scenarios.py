@@ -36,7 +36,8 @@ EXPECTED_LINES = [
     "(expected one of 'exponential', 'deterministic', 'lognormal', 'uniform', 'empirical')",
     B + "unknown-fault-kind.yaml:18:12: faults.0.kind: unknown kind 'meteor' "
     "(expected one of 'latency', 'error_rate', 'crash', 'hang', 'traffic_surge', 'host_down', "
-    "'memory_leak', 'memory_spike', 'memory_hog', 'partition', 'poison_request')",
+    "'crash_loop', 'drain', 'memory_leak', 'memory_spike', 'memory_hog', 'partition', "
+    "'poison_request')",
     B + "crash-count-and-percent.yaml:18:5: faults.0: give count or percent, not both",
     B + "unknown-call-target.yaml:11:14: services.frontend.calls.0.to: "
     "unknown service 'backnd' (known: backend, frontend)",
