@@ -43,6 +43,8 @@ Model (what :class:`ProbeWorker` reproduces, one per container and probe kind):
   only publishes: the owner takes the replica out of its load balancer, nothing restarts.
 * The previous result and its run count survive a container change that did not go through a
   hold (as in ``worker.go``): two readiness failures before a crash and one after it publish.
+* A simulation that begins in steady state hands the workers containers that have passed their
+  probes for long (:meth:`ProbeWorker.adopt`): started, ready, live, with nothing published.
 
 :class:`ContainerProber` groups the workers of one container (startup, readiness, liveness, in
 ``AddPod``'s order) and answers ``UpdatePodStatus``'s two questions: ``started()`` (running, and
@@ -196,7 +198,23 @@ class HTTPGetAction:
 
     def failure_output(self, pod_ip: str) -> str:
         """A refused status (``pkg/probe/http``: ``HTTP probe failed with statuscode: %d``)."""
-        return "HTTP probe failed with statuscode: 500"
+        return self.status_output(500)
+
+    def status_output(self, status: int) -> str:
+        """The output for an answer with ``status`` outside 200..399 (``pkg/probe/http``)."""
+        return f"HTTP probe failed with statuscode: {status}"
+
+    def refused_output(self, pod_ip: str) -> str:
+        """Nothing listens on the port: Go's dial error wrapped by ``http.Client``."""
+        host = self.host or pod_ip
+        return (
+            f'Get "{self._url(host)}": dial tcp {_join_host_port(host, self.port)}: '
+            "connect: connection refused"
+        )
+
+    def reset_output(self, pod_ip: str) -> str:
+        """The server closed the connection before answering (``http.Client``'s ``EOF``)."""
+        return f'Get "{self._url(self.host or pod_ip)}": EOF'
 
     def timeout_output(self, pod_ip: str, timeout_seconds: int) -> str:
         """Go's ``http.Client`` timeout error, as the runner reports it."""
@@ -226,6 +244,10 @@ class TCPSocketAction:
         """Nothing listens (``pkg/probe/tcp`` returns the dial error)."""
         address = _join_host_port(self.host or pod_ip, self.port)
         return f"dial tcp {address}: connect: connection refused"
+
+    def refused_output(self, pod_ip: str) -> str:
+        """Nothing listens: the only way a TCP probe fails short of a timeout."""
+        return self.failure_output(pod_ip)
 
     def timeout_output(self, pod_ip: str, timeout_seconds: int) -> str:
         """``net.DialTimeout``'s error."""
@@ -548,6 +570,20 @@ class ProbeWorker:
         if not self._stop.triggered:
             self._stop.succeed()
 
+    def adopt(self, container_id: str) -> None:
+        """Take over a container that has passed this probe for a long time (steady state).
+
+        A run that begins in steady state starts with containers the kubelet has probed before:
+        the stored result is Success after a run of successes, and a startup worker has
+        published its verdict and is on hold. Call before :meth:`start`; nothing is published.
+        """
+        self.container_id = container_id
+        self._result = self.last_result = ProbeResult.SUCCESS
+        self.result_run = self.config.success_threshold
+        if self.kind is ProbeKind.STARTUP:
+            self.on_hold = True
+            self.result_run = 0
+
     # -- the loop --------------------------------------------------------------------------
 
     def _run(self) -> Generator[simpy.Event, Any, None]:
@@ -772,6 +808,11 @@ class ContainerProber:
         """Stop every worker (pod terminal or deleted)."""
         for worker in self.workers.values():
             worker.stop()
+
+    def adopt(self, container_id: str) -> None:
+        """Every worker takes over a running, ready container (:meth:`ProbeWorker.adopt`)."""
+        for worker in self.workers.values():
+            worker.adopt(container_id)
 
     def _probe_passed(self, kind: ProbeKind) -> bool:
         worker = self.workers.get(kind)

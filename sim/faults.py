@@ -10,12 +10,22 @@
 * ``poison_request``: requests of a class, or a fraction of requests (drawn once per request id
   from the fault's own stream, so a retry of a poison request is poison), crash the instance of
   ``target`` whose worker picks them up (``Error``, exit code 1); the request ends ``reset``.
+* ``hang``: the chosen instances (``count``/``percent``, default all) hang: work a worker picks
+  up waits until the hang ends, probes that need the application time out; a restart (a new
+  process) clears it.
 * ``crash``: at ``at``, ``count`` (or ``percent`` of the replicas, rounded up) of the instances
   that are alive are SIGKILLed (reason ``Error``, exit code 137); the restart policy brings them
   back. Which instances is drawn from the fault's own random stream.
 * ``traffic_surge``: the arrival rate is multiplied by ``factor`` (see ``sim/workload.py``).
 * ``host_down``: the host goes down: every process on it dies (reason ``HostDown``, exit 137), and
-  nothing restarts there until it is back; when it comes back its containers start afresh.
+  nothing restarts there until it is back; when it comes back its containers start afresh. A
+  host down for longer than ``UNREACHABLE_EVICTION`` (340 s) loses its pods: they are replaced
+  on other hosts (``sim/world.py``).
+* ``crash_loop``: the chosen instances exit ``after`` seconds after every start while the fault
+  lasts (and those running when it begins, ``after`` seconds after that), with ``exit_code``.
+* ``drain``: ``kubectl drain``: the host is cordoned, each pod on it is evicted once its
+  PodDisruptionBudget allows (kubectl retries every :data:`DRAIN_RETRY` s), stops gracefully and
+  is replaced on another host; the host is uncordoned when the fault ends.
 
 Overlapping faults on one target combine: delays add, factors multiply, and error rates combine
 as independent failures (``1 - prod(1 - rate)``); a blackhole wins over a drop partition; any
@@ -36,7 +46,7 @@ from sim import units
 from sim.kernel import KILL_EXIT_CODE, Process
 from sim.memory import allocate, grow
 from sim.request import Request
-from sim.service import Instance, InstanceState, Perturbation, uniform_source
+from sim.service import POD_NAMESPACE, Instance, InstanceState, Perturbation, uniform_source
 from sim.streams import stream
 from sim.workload import Surge
 
@@ -44,9 +54,22 @@ if TYPE_CHECKING:
     from sim.world import World
 
 
-Perturbing = sc.LatencyFault | sc.ErrorRateFault | sc.PartitionFault | sc.PoisonRequestFault
+Perturbing = (
+    sc.LatencyFault | sc.ErrorRateFault | sc.PartitionFault | sc.PoisonRequestFault | sc.HangFault
+)
 """Faults applied as a :class:`Perturbation` of a service or an edge while they last."""
-PERTURBING = (sc.LatencyFault, sc.ErrorRateFault, sc.PartitionFault, sc.PoisonRequestFault)
+PERTURBING = (
+    sc.LatencyFault,
+    sc.ErrorRateFault,
+    sc.PartitionFault,
+    sc.PoisonRequestFault,
+    sc.HangFault,
+)
+
+
+DRAIN_RETRY = 5.0
+"""Seconds kubectl drain waits before retrying an eviction the API refused (a 429 from a
+PodDisruptionBudget) [recall: kubectl ``drain`` evicts in a loop with a 5 s sleep]."""
 
 
 def fault_name(index: int, fault: sc.Fault) -> str:
@@ -61,6 +84,11 @@ class Faults:
         self.world = world
         self._active: dict[str, list[Perturbing]] = {}
         self._poison: dict[str, Callable[[Request], bool]] = {}
+        self._hung: dict[str, dict[Instance, tuple[int, Event]]] = {}
+        """The instances each hang fault holds, with the incarnation that hangs and the end."""
+        self._hang_ends: dict[str, Event] = {}
+        self._on_start: dict[str, Callable[[Instance], None]] = {}
+        """The start hook of each crash-loop fault in force."""
 
     def schedule(self, faults: list[sc.Fault]) -> None:
         """Arrange every fault's start and end."""
@@ -85,11 +113,18 @@ class Faults:
 
     def _start(self, name: str, fault: sc.Fault) -> None:
         if isinstance(fault, PERTURBING):
+            if isinstance(fault, sc.HangFault):
+                victims = self._choose(name, fault, None)
+                ended = self._hang_ends[name] = self.world.env.event()
+                self._hung[name] = {v: (v.incarnation, ended) for v in victims}
+                detail = f"hanging {', '.join(v.name for v in victims) or 'nothing'}"
+            else:
+                detail = _describe(fault)
             if isinstance(fault, sc.PoisonRequestFault):
                 self._poison[name] = self._poisoner(name, fault)
             self._active.setdefault(fault.target, []).append(fault)
             self._apply(fault.target)
-            self._log(name, fault, "fault_start", _describe(fault))
+            self._log(name, fault, "fault_start", detail)
         elif isinstance(fault, sc.CrashFault):
             self._crash(name, fault)
         elif isinstance(fault, sc.TrafficSurgeFault):
@@ -98,15 +133,27 @@ class Faults:
             self._host_down(name, fault)
         elif isinstance(fault, sc.MemoryHogFault):
             self._hog(name, fault)
-        else:
+        elif isinstance(fault, sc.MemoryLeakFault | sc.MemorySpikeFault):
             self._memory(name, fault)
+        elif isinstance(fault, sc.CrashLoopFault):
+            self._crash_loop(name, fault)
+        elif isinstance(fault, sc.DrainFault):
+            self._drain(name, fault)
 
     def _end(self, name: str, fault: sc.Fault) -> None:
         if isinstance(fault, PERTURBING):
             self._active[fault.target].remove(fault)
+            self._hung.pop(name, None)
             self._apply(fault.target)
+            if isinstance(fault, sc.HangFault):
+                self._hang_ends.pop(name).succeed()  # the work held by the hang goes on
         elif isinstance(fault, sc.HostDownFault):
             self.world.bring_up(fault.target)
+        elif isinstance(fault, sc.CrashLoopFault):
+            self.world.services[fault.target].on_start.remove(self._on_start.pop(name))
+        elif isinstance(fault, sc.DrainFault):
+            self.world.cordoned.discard(fault.target)
+            self._kubectl(fault.target, f"node/{fault.target} uncordoned")
         self._log(name, fault, "fault_end", "ended")
 
     def _poisoner(self, name: str, fault: sc.PoisonRequestFault) -> Callable[[Request], bool]:
@@ -149,6 +196,8 @@ class Faults:
                 elif isinstance(fault, sc.PartitionFault):
                     if perturbation.partition != "blackhole":
                         perturbation.partition = fault.mode
+                elif isinstance(fault, sc.HangFault):
+                    perturbation.hangs.update(self._hung[fault_name_of(fault, world)])
                 else:
                     poisons.append(self._poison[fault_name_of(fault, self.world)])
             perturbation.error_rate = 1.0 - survive
@@ -173,18 +222,24 @@ class Faults:
     def _choose(
         self,
         name: str,
-        fault: sc.CrashFault | sc.MemoryLeakFault | sc.MemorySpikeFault,
+        fault: sc.CrashFault
+        | sc.CrashLoopFault
+        | sc.HangFault
+        | sc.MemoryLeakFault
+        | sc.MemorySpikeFault,
         default: int | None,
+        alive_only: bool = True,
     ) -> list[Instance]:
-        """The live instances a fault hits, drawn from the fault's own stream.
+        """The instances a fault hits, drawn from the fault's own stream.
 
-        ``count``, or ``percent`` (rounded up) of them; ``default`` (None: all) when neither.
+        Live ones only, unless ``alive_only`` is False. ``count``, or ``percent`` (rounded
+        up) of them; ``default`` (None: all) when neither.
         """
         service = self.world.services[fault.target]
         alive = [
             i
             for i in service.instances
-            if i.state in (InstanceState.STARTING, InstanceState.RUNNING)
+            if not alive_only or i.state in (InstanceState.STARTING, InstanceState.RUNNING)
         ]
         if fault.percent is not None:
             count = math.ceil(fault.percent * len(service.instances) - 1e-9)
@@ -263,6 +318,73 @@ class Faults:
         for victim in victims:
             victim.terminate("Error", KILL_EXIT_CODE)
 
+    def _crash_loop(self, name: str, fault: sc.CrashLoopFault) -> None:
+        """Each chosen container exits ``after`` s after its start (or after the fault begins)."""
+        world = self.world
+        victims = self._choose(name, fault, None, alive_only=False)
+        reason = "Completed" if fault.exit_code == 0 else "Error"
+
+        def exit_later(instance: Instance) -> None:
+            if instance not in victims:
+                return
+            incarnation = instance.incarnation
+
+            def exit_now(_: Event) -> None:
+                if instance.incarnation == incarnation and instance.running:
+                    instance.terminate(reason, fault.exit_code)
+
+            world.env.timeout(fault.after).callbacks.append(exit_now)
+
+        self._on_start[name] = exit_later
+        world.services[fault.target].on_start.append(exit_later)
+        for instance in victims:
+            if instance.running:
+                exit_later(instance)
+        self._log(
+            name,
+            fault,
+            "fault_start",
+            f"{', '.join(v.name for v in victims)} exit {fault.exit_code} "
+            f"{units.format_duration(fault.after)} after each start",
+        )
+
+    def _drain(self, name: str, fault: sc.DrainFault) -> None:
+        world = self.world
+        world.cordoned.add(fault.target)
+        self._log(name, fault, "fault_start", "drain")
+        self._kubectl(fault.target, f"node/{fault.target} cordoned")
+        pods = [i for i in world.instances_on(fault.target) if i.pod_pending is None]
+        world.env.process(self._evict_all(fault.target, pods))
+
+    def _evict_all(self, host: str, pods: list[Instance]) -> Generator[Event, Any, None]:
+        env = self.world.env
+        evictions = [env.process(self._evict(host, pod)) for pod in pods]
+        if evictions:
+            yield env.all_of(evictions)
+        self._kubectl(host, f"node/{host} drained")
+
+    def _evict(self, host: str, pod: Instance) -> Generator[Event, Any, None]:
+        """Kubectl drain's eviction of one pod: retried while its budget forbids it."""
+        world = self.world
+        while not world.disruption_allowed(pod):
+            self._kubectl(
+                host,
+                f'error when evicting pods/"{pod.name}" -n "{POD_NAMESPACE}" (will retry after '
+                f"{DRAIN_RETRY:g}s): Cannot evict pod as it would violate the pod's disruption "
+                "budget.",
+            )
+            yield world.env.timeout(DRAIN_RETRY)
+            if pod.host.name != host or pod.pod_pending is not None:
+                return  # gone meanwhile (replaced, or deleted by someone else)
+        self._kubectl(host, f"evicting pod {POD_NAMESPACE}/{pod.name}")
+        yield world.delete_pod(pod, pod.service.config.termination_grace_period_seconds)
+        self._kubectl(host, f"pod/{pod.name} evicted")
+
+    def _kubectl(self, host: str, line: str) -> None:
+        """A line of kubectl drain's output."""
+        world = self.world
+        world.recorder.event(world.env.now, host, "kubectl", "drain", line)
+
     def _host_down(self, name: str, fault: sc.HostDownFault) -> None:
         self._log(name, fault, "fault_start", "host down")
         self.world.take_down(fault.target, "HostDown")
@@ -276,7 +398,9 @@ def fault_name_of(fault: sc.Fault, world: World) -> str:
     raise KeyError(fault)
 
 
-def _describe(fault: Perturbing) -> str:
+def _describe(
+    fault: sc.LatencyFault | sc.ErrorRateFault | sc.PartitionFault | sc.PoisonRequestFault,
+) -> str:
     if isinstance(fault, sc.LatencyFault):
         return f"service time x{fault.factor:g} +{fault.add * 1000:g}ms"
     if isinstance(fault, sc.PartitionFault):

@@ -31,6 +31,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -40,7 +41,10 @@ from patterns import adaptive_concurrency as ac_pattern
 from patterns import backpressure as bp_pattern
 from patterns import bulkhead as bulkhead_pattern
 from patterns import circuit_breaker as cb_pattern
+from patterns import health_probe as probe_pattern
+from patterns import otp_supervisor as otp_pattern
 from patterns import retry as retry_pattern
+from patterns import supervisor as supervisor_pattern
 from sim import units
 
 # --------------------------------------------------------------------------- unit-typed fields
@@ -878,15 +882,85 @@ class BrownoutSpec(Model):
 
 
 class StartupConfig(Model):
-    """Time from container start to serving; 0 by default (ready at once)."""
+    """How a container starts: the time until it serves, then an optional slower warm-up.
+
+    Attributes:
+        delay: seconds from the container's start to the application serving (listening on
+            its port); 0 by default: it serves at once. No reference system fixes it: a Go
+            binary starts in well under a second, a Spring Boot service in 10-60 s.
+        warmup: seconds after ``delay`` during which serving is slower (JIT compilation, cold
+            caches, connection pools still filling); 0 (default): none.
+        warmup_factor: service-time multiplier when the warm-up begins, falling linearly to 1
+            at its end; 1 (default): none. Give both ``warmup`` and ``warmup_factor`` or
+            neither (a JVM's first requests are commonly several times slower; there is no
+            standard value).
+    """
 
     delay: Duration = 0.0
+    warmup: Duration = 0.0
+    warmup_factor: Annotated[float, Field(ge=1)] = 1.0
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> StartupConfig:
+        if (self.warmup > 0) != (self.warmup_factor > 1):
+            raise ValueError("give warmup and a warmup_factor above 1 together, or neither")
+        return self
 
 
 class RestartPolicy(Model):
-    """Kubernetes ``restartPolicy`` (default ``Always``) with CrashLoopBackOff between restarts."""
+    """Kubernetes ``restartPolicy`` with the kubelet's CrashLoopBackOff between restarts.
+
+    :mod:`patterns.supervisor` has the semantics and the sources.
+
+    Attributes:
+        policy: ``Always`` (the pod spec's default), ``OnFailure`` (non-zero exits only) or
+            ``Never``.
+        backoff: ``default``: 10 s doubling to 300 s (kubelet ``backOffPeriod``,
+            ``MaxContainerBackOff``); ``reduce_default_decay``: 1 s doubling to 60 s (feature
+            gate ``ReduceDefaultCrashLoopBackOffDecay``, KEP-4603).
+        max_container_restart_period: kubelet ``crashLoopBackOff.maxContainerRestartPeriod``
+            (gate ``KubeletCrashLoopBackOffMax``), 1 s..300 s: the cap, and the initial delay
+            too when below 10 s; ``null`` (default): not set. Not with ``reduce_default_decay``.
+        resync_jitter: a container in back-off restarts at the kubelet's next pod sync, every
+            uniform 10-15 s (``pod_workers.go``), not the instant its back-off ends; off by
+            default (exact restarts).
+    """
 
     policy: Literal["Always", "OnFailure", "Never"] = "Always"
+    backoff: Literal["default", "reduce_default_decay"] = "default"
+    max_container_restart_period: Duration | None = None
+    resync_jitter: bool = False
+
+    @model_validator(mode="after")
+    def _one_gate(self) -> RestartPolicy:
+        period = self.max_container_restart_period
+        if period is None:
+            return self
+        low = supervisor_pattern.MIN_MAX_CONTAINER_RESTART_PERIOD
+        high = supervisor_pattern.MAX_MAX_CONTAINER_RESTART_PERIOD
+        if not low <= period <= high:
+            raise ValueError(
+                f"max_container_restart_period must be between {low:g}s and {high:g}s, "
+                f"got {units.format_duration(period)}"
+            )
+        if self.backoff == "reduce_default_decay":
+            raise ValueError(
+                "max_container_restart_period and backoff: reduce_default_decay are two feature "
+                "gates; give one"
+            )
+        return self
+
+    def backoff_config(self) -> supervisor_pattern.BackoffConfig:
+        """The kubelet's back-off for this policy."""
+        config = supervisor_pattern.BackoffConfig
+        jitter = self.resync_jitter
+        if self.max_container_restart_period is not None:
+            return config.max_container_restart_period(
+                self.max_container_restart_period, resync_jitter=jitter
+            )
+        if self.backoff == "reduce_default_decay":
+            return config.reduce_default_decay(resync_jitter=jitter)
+        return config.default(resync_jitter=jitter)
 
 
 class SloConfig(Model):
@@ -900,6 +974,174 @@ class SloConfig(Model):
     window: PositiveDuration = 30.0
 
 
+DEFAULT_PROBE_PORT = 8080
+"""The container port a probe targets when none is given (Kubernetes requires one; 8080 here)."""
+
+
+class HttpGetSpec(Model):
+    """``httpGet``: success is a status in 200..399; ``path`` defaults to ``/`` (Kubernetes)."""
+
+    path: str = "/"
+    port: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_PROBE_PORT
+
+
+class TcpSocketSpec(Model):
+    """``tcpSocket``: success is an accepted connection."""
+
+    port: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_PROBE_PORT
+
+
+class ProbeSpec(Model):
+    """One container probe (``v1.Probe``), Kubernetes' field names in snake_case.
+
+    Defaults are the API server's (``SetDefaults_Probe``; :mod:`patterns.health_probe`): period
+    10 s, timeout 1 s, success threshold 1, failure threshold 3, no initial delay, whole
+    seconds. The handler is ``http_get`` (the default, on ``/``) or ``tcp_socket``.
+
+    How the container answers (a model choice, not a Kubernetes field):
+
+    * ``http_get`` with ``shares_workers: true`` (default: the health endpoint on the
+      application's own port, as Spring Boot's actuator and most HTTP servers have it): the
+      probe is a request the instance serves through its admission chain and worker pool, so
+      it waits behind the queue and times out under overload; a full queue answers 503.
+    * ``http_get`` with ``shares_workers: false`` (a separate management port): answered at
+      once while the process is up and not hung.
+    * ``tcp_socket``: the kernel accepts the connection while the application listens, even
+      when it is hung or overloaded.
+
+    Before the application listens (start-up) and after it stops, every probe is refused.
+    """
+
+    http_get: HttpGetSpec | None = None
+    tcp_socket: TcpSocketSpec | None = None
+    initial_delay_seconds: Annotated[int, Field(ge=0)] = probe_pattern.DEFAULT_INITIAL_DELAY_SECONDS
+    period_seconds: Annotated[int, Field(ge=1)] = probe_pattern.DEFAULT_PERIOD_SECONDS
+    timeout_seconds: Annotated[int, Field(ge=1)] = probe_pattern.DEFAULT_TIMEOUT_SECONDS
+    success_threshold: Annotated[int, Field(ge=1)] = probe_pattern.DEFAULT_SUCCESS_THRESHOLD
+    failure_threshold: Annotated[int, Field(ge=1)] = probe_pattern.DEFAULT_FAILURE_THRESHOLD
+    termination_grace_period_seconds: Annotated[int, Field(ge=1)] | None = None
+    shares_workers: bool = True
+
+    @model_validator(mode="after")
+    def _one_handler(self) -> ProbeSpec:
+        if self.http_get is not None and self.tcp_socket is not None:
+            raise ValueError("give one handler: http_get or tcp_socket")
+        if self.tcp_socket is not None and "shares_workers" in self.model_fields_set:
+            raise ValueError(
+                "shares_workers is for http_get: a tcp_socket probe is answered by the kernel"
+            )
+        return self
+
+    @property
+    def through_workers(self) -> bool:
+        """Whether the probe is a request served by the instance's workers."""
+        return self.tcp_socket is None and self.shares_workers
+
+    def config(self, kind: str) -> probe_pattern.ProbeConfig:
+        """The kubelet's probe of ``kind``; raises ValueError where the API server would."""
+        handler: probe_pattern.ProbeHandler
+        if self.tcp_socket is not None:
+            handler = probe_pattern.TCPSocketAction(port=self.tcp_socket.port)
+        else:
+            http = self.http_get or HttpGetSpec()
+            handler = probe_pattern.HTTPGetAction(port=http.port, path=http.path)
+        return probe_pattern.ProbeConfig(
+            kind=probe_pattern.ProbeKind(kind),
+            handler=handler,
+            initial_delay_seconds=self.initial_delay_seconds,
+            period_seconds=self.period_seconds,
+            timeout_seconds=self.timeout_seconds,
+            success_threshold=self.success_threshold,
+            failure_threshold=self.failure_threshold,
+            termination_grace_period_seconds=self.termination_grace_period_seconds,
+        )
+
+
+class Probes(Model):
+    """A service's startup, liveness and readiness probes (each optional; none by default).
+
+    Readiness decides load-balancer membership; a liveness or startup failure kills the
+    container (SIGTERM, its grace period, SIGKILL) and the restart policy restarts it through
+    CrashLoopBackOff. Without a readiness probe an instance is ready once its start-up delay
+    is over (and its startup probe, if any, has passed).
+    """
+
+    startup: ProbeSpec | None = None
+    liveness: ProbeSpec | None = None
+    readiness: ProbeSpec | None = None
+
+    @field_validator("startup", "liveness", "readiness")
+    @classmethod
+    def _kubernetes_rules(cls, value: ProbeSpec | None, info: ValidationInfo) -> ProbeSpec | None:
+        if value is not None:
+            value.config(str(info.field_name))  # the API server's checks per probe kind
+        return value
+
+    def configs(self) -> dict[str, probe_pattern.ProbeConfig]:
+        """The configured probes by kind."""
+        return {
+            kind: spec.config(kind)
+            for kind, spec in (
+                ("startup", self.startup),
+                ("liveness", self.liveness),
+                ("readiness", self.readiness),
+            )
+            if spec is not None
+        }
+
+    @property
+    def through_workers(self) -> bool:
+        """Whether any probe is served by the instance's workers."""
+        return any(
+            spec is not None and spec.through_workers
+            for spec in (self.startup, self.liveness, self.readiness)
+        )
+
+
+IntOrPercent = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=r"^[0-9]+%$")]
+"""Kubernetes ``IntOrString`` as a PodDisruptionBudget takes it: a count, or ``"50%"``."""
+
+
+class PodDisruptionBudget(Model):
+    """A PodDisruptionBudget over the service's replicas (``policy/v1``): give one field.
+
+    Voluntary evictions (a ``drain``) are allowed only while the budget holds after them. The
+    disruption controller's arithmetic: desired healthy = ``min_available``, or replicas -
+    ``max_unavailable``, a percentage of the replicas rounded up
+    (``GetScaledValueFromIntOrPercent(..., roundUp=true)``); disruptions allowed = ready
+    replicas - desired healthy. A replica that is not ready may be evicted while the budget
+    is met (``unhealthyPodEvictionPolicy: IfHealthyBudget``, the default).
+    """
+
+    min_available: IntOrPercent | None = None
+    max_unavailable: IntOrPercent | None = None
+
+    @model_validator(mode="after")
+    def _one_field(self) -> PodDisruptionBudget:
+        if (self.min_available is None) == (self.max_unavailable is None):
+            raise ValueError("give exactly one of min_available and max_unavailable")
+        return self
+
+    def desired_healthy(self, expected: int) -> int:
+        """How many replicas must stay ready, out of ``expected``."""
+        if self.min_available is not None:
+            return _scaled(self.min_available, expected)
+        assert self.max_unavailable is not None
+        return expected - _scaled(self.max_unavailable, expected)
+
+
+def _scaled(value: int | str, total: int) -> int:
+    """``intstr.GetScaledValueFromIntOrPercent`` with ``roundUp=true``."""
+    if isinstance(value, int):
+        return value
+    return -(-int(value[:-1]) * total // 100)
+
+
+TERMINATION_GRACE_PERIOD = 30
+"""Seconds from SIGTERM to SIGKILL when a pod stops (pod spec ``terminationGracePeriodSeconds``,
+default 30: ``pkg/apis/core/v1/defaults.go``)."""
+
+
 class Service(Model):
     """A service: replicas of one container, its worker pool, admission and calls.
 
@@ -907,6 +1149,10 @@ class Service(Model):
     ``load_balancer`` defaults to ``round_robin``, Envoy's default ``lb_policy``;
     ``outlier_detection`` (Envoy's, off by default) takes failing instances out of it.
     ``brownout`` (off by default) drops the optional calls of an instance under pressure.
+    ``termination_grace_period_seconds``: a container stopped on purpose (a failed liveness or
+    startup probe, a drain, an OTP shutdown) gets SIGTERM, leaves the load balancer, finishes
+    the requests inside it and exits 143; whatever is still inside after this many seconds is
+    cut by SIGKILL (exit 137). Default 30 s (:data:`TERMINATION_GRACE_PERIOD`).
     """
 
     replicas: Annotated[int, Field(ge=1)] = 1
@@ -926,6 +1172,9 @@ class Service(Model):
     calls: list[Call] = []
     startup: StartupConfig = StartupConfig()
     restart: RestartPolicy = RestartPolicy()
+    termination_grace_period_seconds: Annotated[int, Field(ge=0)] = TERMINATION_GRACE_PERIOD
+    probes: Probes = Probes()
+    pdb: PodDisruptionBudget | None = None
     slo: SloConfig | None = None
 
     @field_validator("placement")
@@ -934,6 +1183,71 @@ class Service(Model):
         if isinstance(value, list) and not value:
             raise ValueError("placement lists no host")
         return value
+
+
+# --------------------------------------------------------------------------- OTP supervisors
+
+
+class SupervisorChild(Model):
+    """A child of an OTP supervisor: a service or another supervisor, by name.
+
+    A service stands for its replicas, each a worker child (ids ``cart-0``, ``cart-1``, in
+    replica order). Defaults are supervisor.erl's (``default_child_spec``,
+    ``do_check_childspec``).
+
+    Attributes:
+        child: the service's or the supervisor's name.
+        restart: ``permanent`` (default): always restarted; ``transient``: restarted after an
+            abnormal exit only (exit code 0 is ``normal``, a stop asked by the supervisor is
+            ``shutdown``); ``temporary``: never restarted.
+        shutdown: how the supervisor stops it: ``brutal_kill`` (SIGKILL at once), a duration
+            (SIGTERM, then SIGKILL after it; whole milliseconds), or ``infinity`` (wait as long
+            as it takes). Default 5 s for a worker (5000 ms), ``infinity`` for a supervisor.
+    """
+
+    child: str = Field(min_length=1)
+    restart: Literal["permanent", "transient", "temporary"] = "permanent"
+    shutdown: Literal["brutal_kill", "infinity"] | Duration | None = None
+
+    def otp_shutdown(self) -> otp_pattern.Shutdown | None:
+        """The shutdown spec as supervisor.erl takes it (a timeout in ms); None: the default."""
+        if self.shutdown is None or isinstance(self.shutdown, str):
+            return self.shutdown
+        return round(self.shutdown * 1000)
+
+
+class SupervisorSpec(Model):
+    """An Erlang/OTP supervisor (``supervisor.erl``): its flags and children in start order.
+
+    Defaults are supervisor.erl's ``default_flags``: ``one_for_one``, at most 1 restart in 5 s.
+    Restarts are immediate (no back-off); past the intensity the supervisor stops its children
+    and exits, and its parent decides, up to the root: when the root gives up, the application
+    stops and its services stay down. :mod:`patterns.otp_supervisor` has the semantics.
+
+    Attributes:
+        name: the supervisor's registered name (also what a parent lists as its child).
+        strategy: ``one_for_one``, ``one_for_all`` or ``rest_for_one``.
+        intensity: restarts allowed within ``period`` (an integer >= 0).
+        period: whole seconds >= 1.
+        children: in start order; a name alone is ``{child: name}``.
+    """
+
+    name: str = Field(min_length=1)
+    strategy: Literal["one_for_one", "one_for_all", "rest_for_one"] = "one_for_one"
+    intensity: Annotated[int, Field(ge=0)] = otp_pattern.DEFAULT_INTENSITY
+    period: Duration = float(otp_pattern.DEFAULT_PERIOD)
+    children: list[str | SupervisorChild] = Field(min_length=1)
+
+    @field_validator("period")
+    @classmethod
+    def _whole_seconds(cls, value: float) -> float:
+        if value < 1 or not float(value).is_integer():
+            raise ValueError(f"period must be whole seconds >= 1, got {value:g}s")
+        return value
+
+    def child_specs(self) -> list[SupervisorChild]:
+        """The children, a bare name read as ``{child: name}``."""
+        return [SupervisorChild(child=c) if isinstance(c, str) else c for c in self.children]
 
 
 # --------------------------------------------------------------------------- workload
@@ -1136,6 +1450,22 @@ class CrashFault(FaultBase):
         return self
 
 
+class HangFault(FaultBase):
+    """The chosen instances hang: alive, but their process answers nothing.
+
+    A deadlock, a stop-the-world pause, a stuck event loop. Work they pick up from ``at`` on
+    never finishes until the hang ends (``duration``; null: until the container is restarted,
+    which clears it); requests already in service finish.
+    Probes that need the application time out; a ``tcp_socket`` probe still passes.
+    ``count``/``percent`` choose which instances (default: all of them).
+    """
+
+    kind: Literal["hang"]
+    target: str
+    count: Annotated[int, Field(ge=1)] | None = None
+    percent: Fraction | None = None
+
+
 class TrafficSurgeFault(FaultBase):
     """Multiply the arrival rate by ``factor`` for the fault's duration."""
 
@@ -1144,9 +1474,45 @@ class TrafficSurgeFault(FaultBase):
 
 
 class HostDownFault(FaultBase):
-    """A host goes down: every process on it dies; it comes back after ``duration``."""
+    """A host goes down: every process on it dies; it is back after ``duration`` (its reboot).
+
+    Its pods wait for it, unless it stays down long enough for Kubernetes to evict them
+    (:data:`sim.world.UNREACHABLE_EVICTION`, 340 s): then they are replaced on other hosts
+    where they fit. ``duration`` null: it never comes back.
+    """
 
     kind: Literal["host_down"]
+    target: str
+
+
+class CrashLoopFault(FaultBase):
+    """The chosen instances exit ``after`` seconds after every start while the fault lasts.
+
+    A bad release, a missing secret, a dependency refused at start-up. A container running when
+    the fault begins exits ``after`` seconds after that; each one started before the fault
+    ends exits ``after`` seconds after its start. The exit code is ``exit_code`` (1: reason
+    ``Error``; 0: ``Completed``, which ``OnFailure`` does not restart and OTP calls
+    ``normal``). ``count``/``percent`` choose which instances (default: all of them).
+    """
+
+    kind: Literal["crash_loop"]
+    target: str
+    after: Duration
+    exit_code: Annotated[int, Field(ge=0, le=255)] = 1
+    count: Annotated[int, Field(ge=1)] | None = None
+    percent: Fraction | None = None
+
+
+class DrainFault(FaultBase):
+    """``kubectl drain`` of a host: cordon it, then evict every pod on it.
+
+    Each eviction honours the service's PodDisruptionBudget; a refused one is retried every
+    5 s (kubectl's loop). An evicted pod stops gracefully (its termination grace period) and
+    its replacement is scheduled on another host where it fits. The host is uncordoned when
+    the fault ends (``duration``; null: never).
+    """
+
+    kind: Literal["drain"]
     target: str
 
 
@@ -1229,8 +1595,11 @@ Fault = Annotated[
     LatencyFault
     | ErrorRateFault
     | CrashFault
+    | HangFault
     | TrafficSurgeFault
     | HostDownFault
+    | CrashLoopFault
+    | DrainFault
     | MemoryLeakFault
     | MemorySpikeFault
     | MemoryHogFault
@@ -1269,6 +1638,7 @@ class Scenario(Model):
     services: dict[str, Service] = Field(min_length=1)
     workload: Workload
     faults: list[Fault] = []
+    supervisors: list[SupervisorSpec] = []
     slo: SloConfig = SloConfig()
     recording: Recording = Recording()
     variants: dict[str, dict[str, Any]] = {}
@@ -1292,6 +1662,14 @@ class Scenario(Model):
             for call in service.calls:
                 graph.add_edge(name, call.to)
         return graph
+
+    def supervisor_of(self) -> dict[str, tuple[int, int]]:
+        """Who supervises what: child name -> (supervisor index, child index)."""
+        return {
+            child.child: (index, number)
+            for index, spec in enumerate(self.supervisors)
+            for number, child in enumerate(spec.child_specs())
+        }
 
     def slo_for(self, service: str) -> SloConfig:
         """The SLO of a service: its own, or the scenario's."""
@@ -1449,6 +1827,7 @@ def _reference_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], st
         index = [c.to for c in s.services[caller].calls].index(callee)
         yield ("services", caller, "calls", index, "to"), f"call graph has a cycle: {loop}"
     yield from _cgroup_v1_problems(s)
+    yield from _supervisor_problems(s)
     names = [fault.name for fault in s.faults if fault.name]
     for index, fault in enumerate(s.faults):
         yield from _fault_problems(index, fault, services, host_names, graph)
@@ -1507,6 +1886,58 @@ def _cgroup_v1_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], st
             yield ("services", name, "cgroup", "oom_kill_disable"), v1_only
 
 
+def _supervisor_problems(s: Scenario) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Supervision trees: known, unique children; no cycle; OTP or the kubelet, not both."""
+    names = [spec.name for spec in s.supervisors]
+    known = set(s.services) | set(names)
+    for index, spec in enumerate(s.supervisors):
+        if names.index(spec.name) != index:
+            yield ("supervisors", index, "name"), f"duplicate supervisor name {spec.name!r}"
+        elif spec.name in s.services:
+            yield ("supervisors", index, "name"), f"{spec.name!r} is a service's name too"
+    seen: dict[str, str] = {}
+    tree: nx.DiGraph[str] = nx.DiGraph()
+    for index, spec in enumerate(s.supervisors):
+        for number, (raw, child) in enumerate(zip(spec.children, spec.child_specs(), strict=True)):
+            path: tuple[str | int, ...] = ("supervisors", index, "children", number)
+            if not isinstance(raw, str):
+                path = (*path, "child")
+            if child.child not in known:
+                yield path, _unknown("service or supervisor", child.child, known)
+            elif child.child in seen:
+                yield path, f"{child.child!r} is already a child of {seen[child.child]!r}"
+            else:
+                seen[child.child] = spec.name
+                tree.add_edge(spec.name, child.child)
+    try:
+        cycle = nx.find_cycle(tree)
+    except nx.NetworkXNoCycle:
+        cycle = []
+    if cycle:
+        loop = " -> ".join([cycle[0][0], *(b for _, b in cycle)])
+        parent, child_name = cycle[-1]
+        index = names.index(parent)
+        number = [c.child for c in s.supervisors[index].child_specs()].index(child_name)
+        yield ("supervisors", index, "children", number), f"supervisors form a cycle: {loop}"
+    for name, service in s.services.items():
+        if name not in seen:
+            continue
+        where = f"{name} is supervised by OTP supervisor {seen[name]!r}"
+        if "restart" in service.model_fields_set:
+            yield (
+                ("services", name, "restart"),
+                f"{where}: a service has a Kubernetes restart policy or an OTP supervisor, "
+                "not both",
+            )
+        for kind in ("startup", "liveness"):
+            if getattr(service.probes, kind) is not None:
+                yield (
+                    ("services", name, "probes", kind),
+                    f"{where}: a {kind} probe needs the kubelet to restart it "
+                    "(readiness probes are fine)",
+                )
+
+
 def _unknown(what: str, name: str, known: Any) -> str:
     return f"unknown {what} {name!r} (known: {', '.join(sorted(known))})"
 
@@ -1533,11 +1964,21 @@ def _fault_problems(
         elif fault.target not in services:
             yield path, _unknown("service", fault.target, services) + " (or an edge 'a -> b')"
     elif (
-        isinstance(fault, CrashFault | MemoryLeakFault | MemorySpikeFault | PoisonRequestFault)
+        isinstance(
+            fault,
+            CrashFault
+            | CrashLoopFault
+            | HangFault
+            | MemoryLeakFault
+            | MemorySpikeFault
+            | PoisonRequestFault,
+        )
         and fault.target not in services
     ):
         yield path, _unknown("service", fault.target, services)
-    elif isinstance(fault, HostDownFault | MemoryHogFault) and fault.target not in hosts:
+    elif (
+        isinstance(fault, HostDownFault | MemoryHogFault | DrainFault) and fault.target not in hosts
+    ):
         yield path, _unknown("host", fault.target, hosts)
 
 

@@ -22,9 +22,17 @@ it, so that a hop costs no extra process:
   :class:`Edge` and costs what it always did.
 * An instance that dies interrupts every process inside it (queued or in service); each one ends
   with outcome ``reset``, seen by its caller. Its memory is freed by the kernel layer.
-* Instance states follow the container: ``starting`` (start-up delay) -> ``running`` (ready: in
-  the load balancer) -> ``terminated`` (reason, exit code) -> ``waiting`` (CrashLoopBackOff) ->
-  ``starting`` ... Readiness here is "running"; probes are added by the lifecycle work.
+* Instance states follow the container: ``starting`` (start-up delay) -> ``running`` (serving,
+  warming up after a cold start; ready, i.e. in the load balancer, unless its readiness or
+  startup probe says otherwise) -> ``terminating`` (SIGTERM: out of the load balancer, the
+  requests inside finish, SIGKILL at the grace period) -> ``terminated`` (reason, exit code)
+  -> ``waiting`` (CrashLoopBackOff) -> ``starting`` ...
+* Probes (:mod:`patterns.health_probe`): the instance is the kubelet's probe target. An HTTP
+  probe that shares the workers is a :class:`ProbeRequest` served like any request (the
+  instance is then a :class:`ProbedInstance`, so that others pay nothing for telling probes
+  apart); otherwise it is answered at once unless the process hangs. Known simplifications:
+  an instance leaves the load balancer the instant it is told to stop (no endpoint
+  propagation lag), and without a readiness probe it is ready once it serves.
 * Server-side admission (``admission``: rate limit -> adaptive concurrency limit -> queue with a
   discipline -> worker, :mod:`patterns.backpressure` and :mod:`patterns.adaptive_concurrency`)
   runs in :meth:`Instance._serve_admitted`, with state per incarnation (:class:`AdmissionState`);
@@ -40,6 +48,7 @@ from __future__ import annotations
 
 import enum
 import math
+import uuid
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
@@ -71,8 +80,26 @@ from patterns.backpressure import QueueConfig as WaitQueueConfig
 from patterns.bulkhead import SemaphoreBulkhead, ThreadPoolBulkhead
 from patterns.circuit_breaker import OutlierDetector
 from patterns.degradation import Brownout, BrownoutConfig
+from patterns.health_probe import (
+    ContainerProber,
+    HTTPGetAction,
+    ProbeAnswer,
+    ProbeAttempt,
+    ProbeKind,
+    ProbeOutcome,
+    ProbeResult,
+    TCPSocketAction,
+)
 from patterns.retry import RetryCall, RetryRules, within
-from patterns.supervisor import CrashLoopBackOff, should_restart
+from patterns.supervisor import (
+    CRASH_LOOP_BACK_OFF,
+    CrashLoopBackOff,
+    Uniform,
+    backoff_event_message,
+    format_pod,
+    should_restart,
+    waiting_message,
+)
 from sim.kernel import KILL_EXIT_CODE, TERM_EXIT_CODE, AllocationFailed, Cgroup, Host, Process
 from sim.memory import allocate, grow, settle
 from sim.policies import (
@@ -92,6 +119,7 @@ if TYPE_CHECKING:
 
     from sim import scenario as sc
     from sim.recorder import Recorder
+    from sim.supervision import InstanceChild
 
 HopResult = Generator[Event, Any, Outcome]
 
@@ -111,14 +139,36 @@ RATE_LIMITED = Outcome.RATE_LIMITED
 POISON_EXIT_CODE = 1
 """Exit code of a container crashed by a poison request (an unhandled error: ``Error``, 1)."""
 
+PROBE_REQUEST_ID = -1
+"""Request id of every probe (they are no users' arrivals)."""
+HTTP_SERVICE_UNAVAILABLE = 503
+"""What a server answers a request it sheds (a full queue, a concurrency limit)."""
+HTTP_TOO_MANY_REQUESTS = 429
+"""What a rate limit answers."""
+
+POD_NAMESPACE = "default"
+"""The namespace of every pod (the kubelet's messages name pods ``name_namespace(uid)``)."""
+
+
+def pod_uid(name: str, generation: int) -> str:
+    """A pod's UID: a UUID as the API server gives, derived from its name so runs repeat."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"faultlab:pod/{name}/{generation}"))
+
 
 class InstanceState(enum.Enum):
     """Container states (Kubernetes: Waiting / Running / Terminated; starting = not yet ready)."""
 
     STARTING = "starting"
     RUNNING = "running"
+    TERMINATING = "terminating"
     TERMINATED = "terminated"
     WAITING = "waiting"
+
+
+RUNNING_STATES = frozenset(
+    (InstanceState.STARTING, InstanceState.RUNNING, InstanceState.TERMINATING)
+)
+"""States in which a container runs (the kubelet's ``Running``)."""
 
 
 class Death:
@@ -136,9 +186,11 @@ class Perturbation:
 
     ``partition``: on an edge, ``"drop"`` or ``"blackhole"`` (None: none); blackholed calls
     wait for ``healed``. ``poison``: on a service, tells whether a request is poison.
+    ``hangs``: on a service, its hung instances, each with the incarnation that hangs (a
+    restart clears a hang) and the event that ends the hang.
     """
 
-    __slots__ = ("add", "error_rate", "factor", "healed", "partition", "poison")
+    __slots__ = ("add", "error_rate", "factor", "hangs", "healed", "partition", "poison")
 
     def __init__(self) -> None:
         self.add = 0.0
@@ -147,6 +199,7 @@ class Perturbation:
         self.partition: str | None = None
         self.healed: Event | None = None
         self.poison: Callable[[Request], bool] | None = None
+        self.hangs: dict[Instance, tuple[int, Event]] = {}
 
     @property
     def active(self) -> bool:
@@ -157,6 +210,7 @@ class Perturbation:
             or self.error_rate != 0.0
             or self.partition is not None
             or self.poison is not None
+            or bool(self.hangs)
         )
 
 
@@ -293,7 +347,11 @@ class AdmissionState:
 
 
 class Instance:
-    """One replica of a service: a container cgroup, its main process and a worker pool."""
+    """One replica of a service: a container cgroup, its main process and a worker pool.
+
+    The pod it belongs to is ``<name>_default(<uid>)`` for the kubelet's messages; a replacement
+    pod (after an eviction or a drain) gets a new UID (:meth:`new_pod`).
+    """
 
     __slots__ = (
         "active",
@@ -302,6 +360,8 @@ class Instance:
         "busy",
         "cgroup",
         "clients",
+        "containers",
+        "draining",
         "env",
         "exit_code",
         "finished_at",
@@ -311,13 +371,24 @@ class Instance:
         "index",
         "name",
         "oom_score_adj",
+        "otp",
+        "pod_generation",
+        "pod_ip",
+        "pod_pending",
+        "prober",
         "process",
         "queue",
         "queue_capacity",
         "reason",
         "restarts",
+        "sample",
         "service",
+        "serving",
+        "started_at",
         "state",
+        "stopped",
+        "uid",
+        "waiting_message",
         "workers",
     )
 
@@ -344,34 +415,73 @@ class Instance:
         """Admission state of the current incarnation (None: the plain fast path)."""
         self.active: dict[simpy.Process, None] = {}
         self.state = InstanceState.WAITING
+        self.serving = False
+        """Whether the load balancer sends requests here (see :attr:`ready`)."""
+        self.draining = False
+        """Stopping on SIGTERM: the last request to leave ends the container (:meth:`stop`)."""
+        self.stopped: Event | None = None
+        """Succeeds when a container told to stop has ended (:meth:`stop`)."""
         self.process: Process | None = None
         self.helpers: list[Process] = []
         self.incarnation = 0
+        self.containers = 0
+        """Containers started in this pod so far; the current one's ID is derived from it."""
+        self.started_at: float | None = None
+        """When the current container started (None: no container running)."""
         self.restarts = 0
         self.reason = ""
         self.exit_code = 0
         self.finished_at = 0.0
-        self.backoff = CrashLoopBackOff()
+        self.waiting_message = ""
+        """The Waiting state's message while in CrashLoopBackOff (empty otherwise)."""
+        self.pod_generation = 0
+        self.uid = pod_uid(self.name, 0)
+        self.pod_ip = ""
+        """The pod's IP (set by the World where the pod is placed), in probe failure texts."""
+        self.prober: ContainerProber | None = None
+        """The kubelet's probe workers of this pod (None: no probes)."""
+        self.otp: InstanceChild | None = None
+        """Its OTP supervisor's view of it (None: the kubelet's restart policy restarts it)."""
+        self.pod_pending: Event | None = None
+        """Set while the pod is deleted and its replacement not scheduled yet."""
+        self.backoff = CrashLoopBackOff(service.backoff_config)
+        self.sample = service.sample
+        """Service-time sampler of the current container (slower while it warms up)."""
         self.clients: dict[Edge, ClientState] = {}
         """Client-side policy state per dependency (breakers, bulkheads, budgets); lost when
         the container ends, as a process's memory is."""
 
+    @property
+    def pod(self) -> str:
+        """The pod as the kubelet names it in messages: ``cart-0_default(<uid>)``."""
+        return format_pod(self.name, POD_NAMESPACE, self.uid)
+
+    def new_pod(self) -> None:
+        """This replica is a new pod now (a replacement): a new UID, no back-off history."""
+        self.pod_generation += 1
+        self.uid = pod_uid(self.name, self.pod_generation)
+        self.backoff = CrashLoopBackOff(self.service.backoff_config)
+
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, warm: bool = False) -> None:
-        """Start the container: spawn its process, charge its baseline, become ready.
+        """Start the container: spawn its process, charge its baseline, serve, become ready.
 
-        A cold start becomes ready after the start-up delay, through an event that comes after
+        A cold start serves after the start-up delay, through an event that comes after
         anything that killed it at this very instant (an OOM at start-up: such a container never
-        was ready). A ``warm`` one, a replica already running when the run begins (the run starts
-        in steady state), is ready at once and logs nothing.
+        was ready), and then warms up. A ``warm`` one, a replica already running when the run
+        begins (the run starts in steady state), serves at once, warmed up, and logs nothing.
         """
         if not self.host.up:
             return
         self.incarnation += 1
+        self.containers += 1
+        self.started_at = self.env.now
         self.busy = 0
         self.queue.clear()
         self.clients = {}
+        self.sample = self.service.sample
+        self.waiting_message = ""
         plan = self.service.admission
         if plan is not None:
             self.admission = AdmissionState(self.env, plan, self.name)
@@ -386,13 +496,15 @@ class Instance:
             for helper in config.processes
         ]
         incarnation = self.incarnation
+        for hook in self.service.on_start:
+            hook(self)
         if warm:
             # already running when the run begins: its memory is in place, it is ready
             main.charge(config.memory.baseline)
             main.read_file(config.memory.cache)
             for helper, spec in zip(self.helpers, config.processes, strict=True):
                 helper.charge(spec.memory)
-            self._ready(incarnation, log=False)
+            self._listening(incarnation, warm=True)
             self._leak(main)
             return
         self.env.process(self._boot(incarnation))
@@ -409,7 +521,7 @@ class Instance:
         for helper, spec in zip(self.helpers, config.processes, strict=True):
             yield from allocate(env, helper, spec.memory)
         yield env.timeout(config.startup.delay)
-        self._ready(incarnation)
+        self._listening(incarnation)
         if self.incarnation == incarnation:
             self._leak(main)
 
@@ -418,14 +530,58 @@ class Instance:
         if leak:
             self.env.process(grow(self.env, process, leak, cold=True))
 
-    def _ready(self, incarnation: int, log: bool = True) -> None:
+    def _listening(self, incarnation: int, warm: bool = False) -> None:
+        """The application serves: it runs (warming up after a cold start) and is ready."""
         if self.incarnation != incarnation or self.state is not InstanceState.STARTING:
             return
         self.state = InstanceState.RUNNING
-        self.service.balancer.add(self)
+        startup = self.service.config.startup
+        if startup.warmup and not warm:
+            self._warm_up(startup.warmup, startup.warmup_factor)
+        self._update_ready(log=not warm)
+        if self.otp is not None:
+            self.otp.listening()
+
+    def _warm_up(self, warmup: float, factor: float) -> None:
+        """Service times start ``factor`` times longer and fall linearly to normal in ``warmup``."""
+        env = self.env
+        base = self.service.sample
+        end = env.now + warmup
+        extra = (factor - 1.0) / warmup
+
+        def warming() -> float:
+            left = end - env.now
+            if left <= 0:
+                self.sample = base
+                return base()
+            return base() * (1.0 + extra * left)
+
+        self.sample = warming
+
+    def _update_ready(self, log: bool = True) -> None:
+        """Join or leave the load balancer: a running container is ready unless probes say no."""
+        prober = self.prober
+        self._set_serving(
+            self.state is InstanceState.RUNNING and (prober is None or prober.ready()), log
+        )
+
+    def _set_serving(self, serving: bool, log: bool) -> None:
+        if serving == self.serving:
+            return
+        self.serving = serving
+        balancer = self.service.balancer
+        if serving:
+            balancer.add(self)
+        else:
+            balancer.remove(self)
         if log:
+            what = "ready" if serving else "not_ready"
             self.service.recorder.event(
-                self.env.now, self.host.name, self.name, "ready", f"Container {self.name} is ready"
+                self.env.now,
+                self.host.name,
+                self.name,
+                what,
+                f"Container {self.name} is {what.replace('_', ' ')}",
             )
 
     def _exited(self, reason: str) -> None:
@@ -444,10 +600,54 @@ class Instance:
     def _helper_exited(self, reason: str) -> None:
         """Another process of the container died: only the kernel log shows it (§3.4)."""
 
-    def terminate(self, reason: str, exit_code: int, restart: bool = True) -> None:
-        """The container ends: requests inside it are reset, and the restart policy decides.
+    def stop(self, grace: float) -> Event:
+        """Stop the container on purpose: SIGTERM, then SIGKILL after ``grace`` seconds.
 
-        ``restart=False``: the pod is gone (evicted) and is not restarted in place.
+        On SIGTERM it leaves the load balancer and takes no new request; the requests inside it
+        (in service and queued) finish, and when the last one leaves the process exits with 143
+        (``Error``: the JVM's and Node's exit status after SIGTERM). Whatever is still inside
+        when the grace period ends is cut short by SIGKILL (137). ``grace`` 0: SIGKILL at once;
+        ``inf``: no SIGKILL (an OTP supervisor sends its own ``kill``). The event returned
+        succeeds when the container has ended (at once if none runs).
+        """
+        if self.stopped is None:
+            self.stopped = self.env.event()
+        stopped = self.stopped
+        if not self.running:
+            self.stopped = None
+            stopped.succeed()
+            return stopped
+        if self.state is InstanceState.TERMINATING:
+            return stopped
+        self.state = InstanceState.TERMINATING
+        self._set_serving(False, log=False)
+        if grace <= 0:
+            self.terminate("Error", KILL_EXIT_CODE)
+        elif not self.active:
+            self.terminate("Error", TERM_EXIT_CODE)
+        else:
+            self.draining = True
+            if grace != math.inf:
+                incarnation = self.incarnation
+                self.env.timeout(grace).callbacks.append(lambda _: self._grace_over(incarnation))
+        return stopped
+
+    def _grace_over(self, incarnation: int) -> None:
+        if self.incarnation == incarnation and self.state is InstanceState.TERMINATING:
+            self.terminate("Error", KILL_EXIT_CODE)
+
+    def _drained(self) -> None:
+        """The last request left a container stopping on SIGTERM: its process exits."""
+        self.draining = False
+        self.terminate("Error", TERM_EXIT_CODE)
+
+    def terminate(self, reason: str, exit_code: int, restart: bool = True) -> None:
+        """The container ends: requests inside it are reset; its restart policy decides.
+
+        Under an OTP supervisor (:mod:`sim.supervision`) the supervisor decides instead.
+        ``restart=False``: the pod is gone (evicted) and is not restarted in place. A restart
+        after a non-zero back-off leaves the container Waiting in ``CrashLoopBackOff`` with the
+        kubelet's message, and logs the kubelet's ``BackOff`` event.
         """
         if self.state in (InstanceState.TERMINATED, InstanceState.WAITING):
             return
@@ -458,7 +658,12 @@ class Instance:
         self.reason = reason
         self.exit_code = exit_code
         self.finished_at = env.now
-        self.service.balancer.remove(self)
+        self.started_at = None
+        self.draining = False
+        if self.stopped is not None:
+            self.stopped.succeed()
+            self.stopped = None
+        self._set_serving(False, log=False)
         for process in [self.process, *self.helpers]:
             if process is not None and process.alive:
                 process.host.kill(process, reason)  # frees its memory
@@ -467,7 +672,8 @@ class Instance:
             if proc.is_alive and proc is not env.active_process:
                 proc.interrupt(death)
         self.active.clear()
-        recorder = self.service.recorder
+        service = self.service
+        recorder = service.recorder
         recorder.event(
             env.now,
             self.host.name,
@@ -475,25 +681,47 @@ class Instance:
             "terminated",
             f"Container {self.name} terminated: Reason: {reason}, Exit Code: {exit_code}",
         )
-        policy = self.service.config.restart.policy
-        if not restart or not should_restart(policy, exit_code) or not self.host.up:
+        if self.otp is not None:
+            self.otp.exited(reason, exit_code)  # its supervisor decides
             return
-        delay = self.backoff.restart_delay(env.now)
+        policy = service.config.restart.policy
+        if (
+            not restart
+            or self.pod_pending is not None  # the pod is deleted: a new one replaces it
+            or not should_restart(policy, exit_code)
+            or not self.host.up
+        ):
+            return
+        backoff = self.backoff.restart_delay(env.now)
+        delay = self.backoff.observed_restart_delay(env.now, service.resync)
         self.state = InstanceState.WAITING
-        if delay > 0:
+        if backoff > 0:
+            pod = self.pod
             recorder.event(
                 env.now,
                 self.host.name,
                 self.name,
                 "backoff",
-                f"Back-off restarting failed container {self.service.name} in pod {self.name} "
-                f"(back-off {delay:g}s)",
+                backoff_event_message(service.name, pod),
+            )
+            self.waiting_message = waiting_message(backoff, service.name, pod)
+            recorder.event(
+                env.now,
+                self.host.name,
+                self.name,
+                "waiting",
+                f"Container {self.name} waiting: Reason: {CRASH_LOOP_BACK_OFF}, "
+                f"Message: {self.waiting_message}",
             )
         incarnation = self.incarnation
         env.timeout(delay).callbacks.append(lambda _: self._restart(incarnation))
 
     def _restart(self, incarnation: int) -> None:
-        if self.incarnation != incarnation or self.state is not InstanceState.WAITING:
+        if (
+            self.incarnation != incarnation
+            or self.state is not InstanceState.WAITING
+            or self.pod_pending is not None  # the pod was deleted while it waited
+        ):
             return
         if not self.host.up:
             return  # the node is down: its containers start when it comes back
@@ -508,6 +736,90 @@ class Instance:
             f"(restartCount {self.restarts})",
         )
         self.start()
+
+    # ------------------------------------------------------------------ probes
+
+    @property
+    def container_id(self) -> str | None:
+        """The current container's ID, new at each start (None before the first)."""
+        if not self.containers:
+            return None
+        return f"containerd://{self.uid}/{self.containers}"
+
+    @property
+    def running(self) -> bool:
+        """Whether a container runs: starting, serving or stopping."""
+        return self.state in RUNNING_STATES
+
+    def probe(self, kind: ProbeKind) -> ProbeAttempt:
+        """One probe of ``kind`` against the current container (a :class:`ProbeTarget`).
+
+        Refused unless the application listens (it serves, and has not been told to stop); a
+        TCP probe is then accepted by the kernel; an HTTP probe is a request through the
+        workers (``shares_workers``) or answered at once on a separate port unless hung.
+        """
+        assert self.prober is not None
+        handler = self.prober.workers[kind].config.handler
+        assert isinstance(handler, HTTPGetAction | TCPSocketAction)
+        env = self.env
+        if self.state is not InstanceState.RUNNING:
+            return env.timeout(0, ProbeOutcome(False, handler.refused_output(self.pod_ip)))
+        if isinstance(handler, TCPSocketAction):
+            return env.timeout(0, True)
+        spec = getattr(self.service.config.probes, kind.value)
+        if spec.through_workers:
+            return self._probe_request(handler)
+        return self._probe_separately()
+
+    def _probe_request(self, handler: HTTPGetAction) -> Generator[Event, Any, ProbeAnswer]:
+        """An HTTP probe served like any request: admission chain, queue, a worker."""
+        outcome = yield from self.serve(ProbeRequest(self.env.now))
+        if outcome is OK:
+            return True
+        if outcome is RESET:
+            return ProbeOutcome(False, handler.reset_output(self.pod_ip))
+        status = HTTP_TOO_MANY_REQUESTS if outcome is RATE_LIMITED else HTTP_SERVICE_UNAVAILABLE
+        return ProbeOutcome(False, handler.status_output(status))
+
+    def _probe_separately(self) -> Generator[Event, Any, ProbeAnswer]:
+        """An HTTP probe on a port of its own: answered at once unless the process hangs."""
+        yield from self._wait_out_hangs()
+        return True
+
+    def _hang(self) -> Event | None:
+        """The end of the hang this container is in, or None when it is not hung."""
+        fault = self.service.perturbation
+        if fault is None:
+            return None
+        entry = fault.hangs.get(self)
+        if entry is None or entry[0] != self.incarnation or entry[1].triggered:
+            return None
+        return entry[1]
+
+    def _wait_out_hangs(self) -> Generator[Event, Any, None]:
+        hang = self._hang()
+        while hang is not None:
+            yield hang
+            hang = self._hang()
+
+    def probe_result(self, kind: ProbeKind, result: ProbeResult) -> None:
+        """A probe's stored result changed (``on_result``): readiness may have changed."""
+        self._update_ready()
+
+    def probe_kill(self, kind: ProbeKind, message: str) -> None:
+        """A liveness or startup failure (``on_kill``): stop the container, then restart it.
+
+        The grace period is the probe's ``termination_grace_period_seconds`` or the pod's.
+        """
+        assert self.prober is not None
+        grace = self.prober.workers[kind].config.termination_grace_period_seconds
+        if grace is None:
+            grace = self.service.config.termination_grace_period_seconds
+        self.stop(grace)
+
+    def probe_event(self, reason: str, message: str) -> None:
+        """A kubelet event of the prober (``Unhealthy``, ``Killing``) into the event log."""
+        self.service.recorder.event(self.env.now, self.host.name, self.name, reason, message)
 
     # ------------------------------------------------------------------ serving
 
@@ -581,6 +893,8 @@ class Instance:
                 else:
                     self.busy -= 1
             active.pop(proc, None)
+            if self.draining and not active:
+                self._drained()
 
     def _serve_admitted(self, request: Request) -> HopResult:
         """:meth:`serve` through the admission chain.
@@ -686,6 +1000,8 @@ class Instance:
                 else:
                     nxt.payload.succeed(True)
             active.pop(proc, None)
+            if self.draining and not active:
+                self._drained()
 
     def _cut(self, request: Request, t0: float, interrupt: simpy.Interrupt) -> Outcome:
         """A hop cut short by a death: it ends ``reset``; re-raised unless the death was ours.
@@ -710,6 +1026,9 @@ class Instance:
         service = self.service
         env = self.env
         fault = service.perturbation
+        if fault is not None and fault.hangs:
+            yield from self._wait_out_hangs()  # a hung process picks work up, never does it
+            fault = service.perturbation
         if fault is not None and fault.poison is not None and fault.poison(request):
             # let it crash: the unhandled error takes the container down with this request
             request.origin = (service.name, RESET)
@@ -727,7 +1046,7 @@ class Instance:
                 return ERROR
             fault = service.perturbation
         try:
-            duration = service.sample()
+            duration = self.sample()
             if fault is not None:
                 duration = duration * fault.factor + fault.add
             if process.swap:
@@ -745,7 +1064,7 @@ class Instance:
     @property
     def ready(self) -> bool:
         """Whether the load balancer may send requests here."""
-        return self.state is InstanceState.RUNNING
+        return self.serving
 
     @property
     def queued(self) -> int:
@@ -760,6 +1079,38 @@ FIVE_XX = frozenset({ERROR, RESET, SHED, UNAVAILABLE, DEADLINE_EXCEEDED, DEPENDE
 
 PANIC_THRESHOLD = 50.0
 """Envoy's ``healthy_panic_threshold`` default (%): below it, balance over every instance."""
+
+
+class ProbeRequest(Request):
+    """A kubelet probe on the application's own port: served like a request.
+
+    It goes through the instance's admission chain and worker pool and is counted among the
+    service's hops, as a server's access log and request metrics show health checks. Its work
+    takes no time once a worker has it, unless the process hangs.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, t0: float) -> None:
+        super().__init__(PROBE_REQUEST_ID, 0, t0)
+
+
+class ProbedInstance(Instance):
+    """An instance whose probes share its workers (``shares_workers``).
+
+    A subclass, so that an instance without such probes pays nothing for telling them apart.
+    """
+
+    __slots__ = ()
+
+    def _work(self, request: Request, process: Process) -> HopResult:
+        if request.__class__ is ProbeRequest:
+            return self._answer_probe()
+        return Instance._work(self, request, process)
+
+    def _answer_probe(self) -> HopResult:
+        yield from self._wait_out_hangs()
+        return OK
 
 
 class LoadBalancer:
@@ -1199,6 +1550,7 @@ class Service:
         balancer: LoadBalancer,
         fault_rng: Callable[[], float],
         call_rng: Callable[[], float],
+        resync: Uniform,
     ) -> None:
         self.env = env
         self.name = name
@@ -1226,6 +1578,11 @@ class Service:
         """The brownout switch (the World flips it), or None."""
         self.optional_skipped = 0
         """Optional calls skipped in a brownout, over the run."""
+        self.backoff_config = config.restart.backoff_config()
+        self.resync = resync
+        """Draws the kubelet's 10-15 s pod re-syncs (used when ``restart.resync_jitter``)."""
+        self.on_start: list[Callable[[Instance], None]] = []
+        """Called with each instance whose container starts (faults that act on starts)."""
 
     def call_downstream(self, request: Request, caller: Instance | None = None) -> HopResult:
         """Make this service's calls for ``request``; ``ok``, ``degraded`` or ``dependency``.

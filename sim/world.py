@@ -24,6 +24,7 @@ from patterns.circuit_breaker import OutlierDetectionConfig, OutlierDetector
 from patterns.degradation import Brownout
 from patterns.earlyoom import Earlyoom, EarlyoomConfig
 from patterns.eviction import ContainerUsage, EvictionConfig, EvictionManager, PodView, Threshold
+from patterns.health_probe import ContainerProber
 from patterns.oom_killer import (
     KUBELET_OOM_SCORE_ADJ,
     PAUSE_OOM_SCORE_ADJ,
@@ -44,10 +45,12 @@ from sim.service import (
     InstanceState,
     LoadBalancer,
     PolicyEdge,
+    ProbedInstance,
     Service,
     uniform_source,
 )
 from sim.streams import service_time_sampler, stream
+from sim.supervision import build_applications
 from sim.workload import Workload
 
 REPLACEMENT_DELAY = 1.0
@@ -56,6 +59,15 @@ and the scheduler binds it (a model assumption: about a second on an idle contro
 
 EVICTION_RETRY = 10.0
 """Seconds between scheduling attempts of a replacement pod that fits nowhere (assumption)."""
+
+NODE_MONITOR_GRACE_PERIOD = 40.0
+"""Seconds without a heartbeat before the node controller marks a node unreachable
+(kube-controller-manager ``--node-monitor-grace-period``, 40 s [recall; 50 s since 1.32])."""
+UNREACHABLE_TOLERATION = 300.0
+"""Seconds a pod tolerates ``node.kubernetes.io/unreachable:NoExecute`` before it is evicted
+(``DefaultTolerationSeconds`` admission plugin: ``tolerationSeconds: 300``)."""
+UNREACHABLE_EVICTION = NODE_MONITOR_GRACE_PERIOD + UNREACHABLE_TOLERATION
+"""Seconds from a host going down to its pods being deleted and replaced elsewhere."""
 
 MEMORY_THROTTLING_FACTOR = 0.9
 """MemoryQoS ``memory.high`` = limit x 0.9 (kubelet ``DefaultMemoryThrottlingFactor``)."""
@@ -89,6 +101,14 @@ class World:
         """The kubelet eviction manager of each Kubernetes host (when eviction is on)."""
         self._daemons: dict[str, list[tuple[str, Cgroup, int]]] = {}
         """Per host, the processes that run outside the services' containers."""
+        self._kubelet_started = {h.name: 0.0 for h in s.hosts}
+        """When each host's kubelet (and with it the probe workers) last started."""
+        self._pods_placed = {h.name: 0 for h in s.hosts}
+        """Pods placed on each host so far (their IPs are handed out in order)."""
+        self._down_since: dict[str, float] = {}
+        """When each host that is down went down."""
+        self.cordoned: set[str] = set()
+        """Hosts marked unschedulable (``kubectl cordon``): no replacement pod goes there."""
         self.hosts = {h.name: self._host(h) for h in s.hosts}
         self.services = {name: self._service(name, cfg) for name, cfg in s.services.items()}
         self._edges: dict[tuple[str, str], Edge] = {}
@@ -129,6 +149,8 @@ class World:
             service = self.services[name]
             for index, host_name in enumerate(hosts):
                 service.instances.append(self._instance(service, index, self.hosts[host_name]))
+        self.applications = build_applications(self.env, s, self.services, self.recorder)
+        """The OTP applications, one per root supervisor (started by :meth:`run`)."""
         self.faults = Faults(self)
         self.faults.schedule(list(s.faults))
 
@@ -183,6 +205,7 @@ class World:
             ),
             fault_rng=uniform_source(stream(seed, f"errors/{name}")),
             call_rng=uniform_source(stream(seed, f"calls/{name}")),
+            resync=stream(seed, f"resync/{name}").uniform,
         )
         if not config.admission.plain:
             service.admission = AdmissionPlan(
@@ -250,15 +273,70 @@ class World:
 
     def _instance(self, service: Service, index: int, host: Host) -> Instance:
         cgroup, adj = self._container(service, index, host)
-        return Instance(service, index, host, cgroup, adj)
+        kind = ProbedInstance if service.config.probes.through_workers else Instance
+        instance = kind(service, index, host, cgroup, adj)
+        instance.pod_ip = self._pod_ip(host.name)
+        return instance
+
+    def _pod_ip(self, host: str) -> str:
+        """The next pod IP on ``host``: ``10.244.<host index>.<n>``, the pod CIDR per node."""
+        self._pods_placed[host] += 1
+        return f"10.244.{list(self.hosts).index(host)}.{1 + self._pods_placed[host]}"
 
     def _move(self, instance: Instance, host: Host) -> None:
         """Re-create an instance's pod on another host (a replacement pod)."""
         cgroup, adj = self._container(instance.service, instance.index, host)
         instance.host, instance.cgroup, instance.oom_score_adj = host, cgroup, adj
+        instance.pod_ip = self._pod_ip(host.name)
         for comm, pause, pause_adj in self._daemons[host.name]:
             if pause.parent is cgroup.parent:
                 host.spawn(comm, pause, pause_adj)
+
+    def _watch(self, instance: Instance, warm: bool = False) -> None:
+        """Start the kubelet's probe workers of ``instance``'s pod (if it has probes).
+
+        A ``warm`` pod has passed its probes for long; the workers of a kubelet that started
+        less than a probe period ago first sleep uniform(0, period), drawn from
+        ``probes/<pod>/<generation>`` (so a run that starts in steady state probes each
+        replica at its own phase).
+        """
+        service = instance.service
+        configs = service.config.probes.configs()
+        if not configs:
+            return
+        prober = ContainerProber(
+            self.env,
+            instance,
+            startup=configs.get("startup"),
+            readiness=configs.get("readiness"),
+            liveness=configs.get("liveness"),
+            container=service.name,
+            on_result=instance.probe_result,
+            on_kill=instance.probe_kill,
+            on_event=instance.probe_event,
+            rng=stream(self.seed, f"probes/{instance.name}/{instance.pod_generation}"),
+            kubelet_started_at=self._kubelet_started[instance.host.name],
+            restart_policy=service.config.restart.policy,
+            pod_ip=instance.pod_ip,
+        )
+        container = instance.container_id
+        if warm and container is not None:
+            prober.adopt(container)
+        instance.prober = prober
+        prober.start()
+
+    def _watch_supervised(self) -> None:
+        """The probes of the OTP workers, once their trees have started them (warm, at 0)."""
+        for service in self.services.values():
+            for instance in service.instances:
+                if instance.otp is not None:
+                    self._watch(instance, warm=True)
+
+    def _unwatch(self, instance: Instance) -> None:
+        """The pod is gone, or its kubelet: its probe workers stop."""
+        if instance.prober is not None:
+            instance.prober.stop()
+            instance.prober = None
 
     def _container(self, service: Service, index: int, host: Host) -> tuple[Cgroup, int]:
         """The container cgroup of replica ``index`` on ``host``, and its ``oom_score_adj``."""
@@ -311,9 +389,13 @@ class World:
             process = machine.spawn(extra.name, machine.cgroup(extra.cgroup), extra.oom_score_adj)
             self.env.process(self._extra(process, extra))
         for instance in self.instances_on(host):
-            if not warm:
-                instance.backoff = CrashLoopBackOff()
-            instance.start(warm)
+            if instance.otp is None:
+                if not warm:
+                    instance.backoff = CrashLoopBackOff(instance.service.backoff_config)
+                instance.start(warm)
+                self._watch(instance, warm)
+            elif not warm:
+                self._watch(instance)  # its supervisor starts it; the kubelet is back
 
     def _extra(self, process: Process, extra: sc.ExtraProcess) -> Generator[Event, Any, None]:
         """A scenario's own process: from ``at`` on, allocate its memory (at its rate)."""
@@ -332,13 +414,69 @@ class World:
             self.env.now, host, host, "node_not_ready", f"Node {host} status is now: NodeNotReady"
         )
         for instance in self.instances_on(host):
+            self._unwatch(instance)
             instance.terminate(reason, KILL_EXIT_CODE)
         for process in machine.processes():
             machine.kill(process, reason)
+        now = self._down_since[host] = self.env.now
+        if self.scenario.host(host).kind == "kubernetes":
+            self._schedule(lambda: self._unreachable(host, now), UNREACHABLE_EVICTION)
+
+    def _unreachable(self, host: str, since: float) -> None:
+        """Still down: the taint manager deletes its pods, and they are replaced elsewhere."""
+        if self.hosts[host].up or self._down_since.get(host) != since:
+            return
+        for instance in self.instances_on(host):
+            if instance.pod_pending is not None:
+                continue
+            self.recorder.event(
+                self.env.now,
+                host,
+                instance.name,
+                "TaintManagerEviction",
+                f"Marking for deletion Pod default/{instance.name}",
+            )
+            self.delete_pod(instance, 0.0)
+
+    def delete_pod(self, instance: Instance, grace: float) -> Event:
+        """Delete a pod through the API: it stops gracefully, the ReplicaSet replaces it.
+
+        The replacement is scheduled :data:`REPLACEMENT_DELAY` after the old container has
+        ended (one object per replica: Kubernetes creates it as soon as the old pod is
+        terminating). Returns the event of the old container's end.
+        """
+        self._unwatch(instance)
+        instance.pod_pending = self.env.event()
+        if instance.running:
+            self.recorder.event(
+                self.env.now,
+                instance.host.name,
+                instance.name,
+                "Killing",
+                f"Stopping container {instance.service.name}",
+            )
+        stopped = instance.stop(grace)
+        stopped.callbacks.append(
+            lambda _: self._schedule(lambda: self._replace(instance), REPLACEMENT_DELAY)
+        )
+        return stopped
+
+    def disruption_allowed(self, instance: Instance) -> bool:
+        """Whether the Eviction API lets ``instance``'s pod go (its PodDisruptionBudget)."""
+        service = instance.service
+        budget = service.config.pdb
+        if budget is None:
+            return True
+        healthy = sum(1 for i in service.instances if i.ready)
+        desired = budget.desired_healthy(service.config.replicas)
+        if not instance.ready:
+            return healthy >= desired  # unhealthyPodEvictionPolicy: IfHealthyBudget
+        return healthy - desired >= 1
 
     def bring_up(self, host: str) -> None:
         """``host`` is back: it boots afresh."""
         self.hosts[host].up = True
+        self._kubelet_started[host] = self.env.now
         self.recorder.event(
             self.env.now, host, host, "node_ready", f"Node {host} status is now: NodeReady"
         )
@@ -431,6 +569,8 @@ class World:
             i for s in self.services.values() for i in s.instances if i.name == pod.name
         )
         instance.service.balancer.remove(instance)  # the endpoint goes with the pod
+        self._unwatch(instance)
+        instance.pod_pending = self.env.event()
 
         def kill() -> None:
             instance.terminate("Evicted", KILL_EXIT_CODE, restart=False)
@@ -445,7 +585,11 @@ class World:
         candidates = []
         for name, machine in self.hosts.items():
             manager = self.eviction.get(name)
-            if not machine.up or self.scenario.host(name).kind != "kubernetes":
+            if (
+                not machine.up
+                or name in self.cordoned
+                or self.scenario.host(name).kind != "kubernetes"
+            ):
                 continue
             if manager is not None and manager.under_memory_pressure and request == 0:
                 continue  # MemoryPressure: the node admits no BestEffort pod
@@ -467,6 +611,7 @@ class World:
             self._schedule(lambda: self._replace(instance), EVICTION_RETRY)
             return
         host = self.hosts[min(candidates)[2]]
+        instance.new_pod()
         if host is not instance.host:
             self._move(instance, host)
         self.recorder.event(
@@ -476,8 +621,12 @@ class World:
             "scheduled",
             f"Successfully assigned default/{instance.name} to {host.name}",
         )
-        instance.backoff = CrashLoopBackOff()
-        instance.start()
+        pending, instance.pod_pending = instance.pod_pending, None
+        if instance.otp is None:
+            instance.start()
+        elif pending is not None:
+            pending.succeed()  # its supervisor's restart was waiting for the pod
+        self._watch(instance)
 
     def _pressure(self) -> Generator[Event, Any, None]:
         """Every PSI period: count non-idle task time, then fold the period into the averages."""
@@ -668,6 +817,9 @@ class World:
         """Run to the scenario's duration and return the result."""
         for host in self.hosts:
             self.boot(host, warm=True)
+        started = [application.start() for application in self.applications]
+        if started:
+            self.env.all_of(started).callbacks.append(lambda _: self._watch_supervised())
         self.workload.start()
         self.env.process(self._sampler())
         self.env.process(self._pressure())

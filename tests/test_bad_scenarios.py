@@ -35,8 +35,9 @@ EXPECTED_LINES = [
     B + "unknown-dist.yaml:13:26: services.backend.service_time.dist: unknown dist 'gamma' "
     "(expected one of 'exponential', 'deterministic', 'lognormal', 'uniform', 'empirical')",
     B + "unknown-fault-kind.yaml:18:12: faults.0.kind: unknown kind 'meteor' "
-    "(expected one of 'latency', 'error_rate', 'crash', 'traffic_surge', 'host_down', "
-    "'memory_leak', 'memory_spike', 'memory_hog', 'partition', 'poison_request')",
+    "(expected one of 'latency', 'error_rate', 'crash', 'hang', 'traffic_surge', 'host_down', "
+    "'crash_loop', 'drain', 'memory_leak', 'memory_spike', 'memory_hog', 'partition', "
+    "'poison_request')",
     B + "crash-count-and-percent.yaml:18:5: faults.0: give count or percent, not both",
     B + "unknown-call-target.yaml:11:14: services.frontend.calls.0.to: "
     "unknown service 'backnd' (known: backend, frontend)",
@@ -58,6 +59,11 @@ EXPECTED_LINES = [
     B + "variant-missing-list-item.yaml:23:5: "
     "variants.fast-backend.services.frontend.calls.nope.timeout: "
     "services.frontend.calls has no item named 'nope' (items: backend)",
+    B + "otp-and-restart-policy.yaml:14:14: services.backend.restart: backend is supervised by "
+    "OTP supervisor 'backend_sup': a service has a Kubernetes restart policy or an OTP "
+    "supervisor, not both",
+    B + "liveness-success-threshold.yaml:14:24: services.backend.probes.liveness: "
+    "success_threshold must be 1 for liveness probes, got 2",
     B + "not-a-mapping.yaml:1:1: a scenario must be a YAML mapping",
     B + "missing.yaml: cannot read: No such file or directory",
 ]

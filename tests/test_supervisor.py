@@ -382,14 +382,28 @@ def test_crash_loop_kills_are_oom_kills_with_exit_code_137():
     assert result.summary["restarts"] == 4
 
 
-def test_crash_loop_logs_back_off_with_the_delay():
-    """Each non-zero wait is announced as a kubelet ``Back-off restarting failed container``."""
-    events = World(oom_at_start_scenario(duration=100.0)).run().events
+def test_crash_loop_logs_back_off_with_the_kubelet_texts():
+    """Each non-zero wait logs the kubelet's ``BackOff`` event and the Waiting state's message.
+
+    V10's texts: ``Back-off restarting failed container app in pod <pod>`` and ``back-off 40s
+    restarting failed container=app pod=app-0_default(<uid>)``, the pod's UID a UUID.
+    """
+    world = World(oom_at_start_scenario(duration=100.0))
+    events = world.run().events
+    instance = world.services["app"].instances[0]
+    pod = f"app-0_default({instance.uid})"
+    assert re.fullmatch(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", instance.uid)
     backoffs = events[events.kind == "backoff"]
     assert backoffs.t.tolist() == [0, 10, 30, 70]
-    assert backoffs.detail.iloc[2] == (
-        "Back-off restarting failed container app in pod app-0 (back-off 40s)"
+    assert set(backoffs.detail) == {f"Back-off restarting failed container app in pod {pod}"}
+    waiting = events[events.kind == "waiting"]
+    assert waiting.t.tolist() == [0, 10, 30, 70]
+    assert waiting.detail.iloc[2] == (
+        "Container app-0 waiting: Reason: CrashLoopBackOff, "
+        f"Message: back-off 40s restarting failed container=app pod={pod}"
     )
+    assert instance.state.value == "waiting"
+    assert instance.waiting_message == f"back-off 1m20s restarting failed container=app pod={pod}"
 
 
 def test_never_policy_leaves_the_oom_killed_container_terminated():
