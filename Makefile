@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CHROMIUM := /usr/bin/chromium
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n auto
 
 .PHONY: run test ui bench lint clean
 
@@ -24,7 +24,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Plain pytest by default: `make test PYTEST_ARGS="-n auto"` spreads it over the CPUs.
+# The suite is spread over the CPUs (pytest-xdist); `make test PYTEST_ARGS=` runs it serially.
 test: lint $(CHROMIUM)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
