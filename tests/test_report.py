@@ -15,7 +15,8 @@ def test_run_report_has_one_plotly_bundle_kpis_and_figures(tmp_path: Path):
     result.save(tmp_path, ("parquet",))
     text = build_report(tmp_path).read_text(encoding="utf-8")
     assert text.count("plotly.js v") == 1
-    assert "Availability" in text and "p99 latency" in text
+    assert "Availability" in text
+    assert "p99 latency" in text
     assert text.count('class="figure"') == 7
 
 
