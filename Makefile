@@ -10,8 +10,9 @@ PYTEST_ARGS ?= -n auto
 
 .PHONY: run test ui bench lint clean
 
+# The flagship: every design of checkout-noisy-neighbor on 5 seeds, the table, out/report.html.
 run: $(VENV)/.installed-run
-	$(BIN)/faultlab run three-tier --out out/three-tier
+	$(BIN)/faultlab compare checkout-noisy-neighbor --reps 5 --out out/
 
 bench: $(VENV)/.installed-run
 	$(BIN)/faultlab bench

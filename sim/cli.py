@@ -530,7 +530,47 @@ def compare(
         _out.print(table)
         if out is not None:
             _out.print(f"results written to {out}/")
+    if out is not None:
+        _write_report(out, loaded, comparison.reference, shown_variants(stats), seed)
     _report_failures(comparison.runs)
+
+
+def shown_variants(stats: Any) -> list[str]:
+    """The variants of a comparison's stats table, in order."""
+    return list(dict.fromkeys(str(v) for v in stats["variant"]))
+
+
+def _write_report(out: Path, scenario: Any, reference: str, names: list[str], seed: Any) -> None:
+    """Save one run per variant (the first seed) under ``out/runs`` and write the HTML report."""
+    from sim.world import run as run_scenario
+
+    for name in names:
+        run_scenario(scenario, variant=name, seed=seed).save(out / "runs" / name, ("parquet",))
+    path = _build_report(out)
+    _out.print(f"report written to {path}")
+
+
+def _build_report(directory: Path) -> Path:
+    """Build the HTML report (``ui.report``, imported lazily: ``sim`` never imports ``ui``)."""
+    import importlib
+
+    builder: Any = importlib.import_module("ui.report")
+    try:
+        path: Path = builder.build_report(directory)
+    except builder.ReportError as exc:
+        _fail(str(exc))
+    return path
+
+
+@app.command()
+def report(
+    directory: Annotated[
+        Path, typer.Argument(help="An output folder of run, compare or sweep (--out).")
+    ],
+) -> None:
+    """Write DIR/report.html: one standalone HTML file with the tables and figures."""
+    path = _build_report(directory)
+    _out.print(f"report written to {path}")
 
 
 def _grid(scenario: Any, params: list[str]) -> dict[str, list[Any]]:

@@ -17,7 +17,7 @@ import scenarios
 from sim import load_scenario, run
 
 GOLDEN = Path(__file__).parent / "golden"
-GOLDEN_RUNS = {"three-tier": None, "mmc-queue": 300.0}
+GOLDEN_RUNS = {"three-tier": None, "mmc-queue": 300.0, "checkout-noisy-neighbor": None}
 """Catalogue scenarios pinned by a golden summary, and the duration to run them for."""
 
 

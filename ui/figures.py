@@ -386,3 +386,247 @@ def add_event_markers(
         else:
             fig.add_vline(x=float(t), line=line, **label)
     return fig
+
+
+# --------------------------------------------------------------------------- report builders
+
+BREAKER_KINDS = ("breaker_transition", "circuit_breaker")
+"""Event kinds whose detail is a resilience4j ``changed state from X to Y`` line."""
+
+
+def report_breaker_states(
+    timeseries: pd.DataFrame, events: pd.DataFrame | None = None
+) -> go.Figure:
+    """Circuit-breaker transitions over time: one row per breaker, a marker per new state.
+
+    Args:
+        timeseries: the run's tidy time series (unused beyond the x range).
+        events: the event log; breaker lines are those saying ``changed state from``.
+
+    Returns:
+        The figure: x simulated time, y the breaker, marker colour the state entered.
+    """
+    fig = go.Figure()
+    colours = {"OPEN": "#d62728", "HALF_OPEN": "#ff7f0e", "CLOSED": "#2ca02c"}
+    if events is not None and not events.empty:
+        lines = events[events["detail"].astype(str).str.contains("changed state from", na=False)]
+        for state, colour in colours.items():
+            rows = lines[lines["detail"].astype(str).str.endswith(f"to {state}")]
+            if rows.empty:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=rows["t"],
+                    y=rows["entity"].astype(str),
+                    mode="markers",
+                    name=state,
+                    marker={"color": colour, "size": 10, "symbol": "line-ns-open"},
+                    hovertext=rows["detail"].astype(str),
+                )
+            )
+    _layout(fig, "Circuit-breaker states", "breaker", height=300)
+    if not fig.data:
+        _empty(fig, "no circuit breaker changed state")
+    return fig
+
+
+def report_incident_timeline(events: pd.DataFrame) -> go.Figure:
+    """The event log as a timeline: one row per event kind, a marker per event.
+
+    Args:
+        events: the event log ``t, host, entity, kind, detail``.
+
+    Returns:
+        The figure; hovering a marker shows the logged line.
+    """
+    fig = go.Figure()
+    chatty = {"oom_tasks", "oom_meminfo"}
+    shown = events[~events["kind"].isin(list(chatty))] if not events.empty else events
+    for index, (kind, rows) in enumerate(shown.groupby("kind", sort=False)):
+        fig.add_trace(
+            go.Scatter(
+                x=rows["t"],
+                y=[str(kind)] * len(rows),
+                mode="markers",
+                name=str(kind),
+                showlegend=False,
+                marker={"size": 9, "color": SERIES_COLOURS[index % len(SERIES_COLOURS)]},
+                hovertext=(rows["entity"].astype(str) + ": " + rows["detail"].astype(str)).map(
+                    lambda s: s[:160]
+                ),
+                hoverinfo="text+x",
+            )
+        )
+    height = max(260, 40 + 22 * shown["kind"].nunique()) if not shown.empty else 260
+    _layout(fig, "Incident timeline (events by kind)", "", height=height)
+    fig.update_layout(hovermode="closest")
+    if not fig.data:
+        _empty(fig, "no events")
+    return fig
+
+
+def report_topology(services: pd.DataFrame, events: pd.DataFrame | None = None) -> go.Figure:
+    """The call graph (networkx spring layout, seeded) with services coloured by availability.
+
+    Args:
+        services: the run's per-entity table (``entity, kind, availability``); edges are the
+            rows of kind ``edge`` named ``a -> b``.
+        events: unused; kept for a uniform signature.
+
+    Returns:
+        The figure: green = no failed request, red = availability at or below 90%.
+    """
+    import networkx as nx
+
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    availability: dict[str, float] = {}
+    for row in services.to_dict("records"):
+        name = str(row["entity"])
+        if row["kind"] == "edge" and " -> " in name:
+            a, b = name.split(" -> ", 1)
+            graph.add_edge(a, b)
+        elif name != "client":
+            graph.add_node(name)
+            value = row.get("availability")
+            availability[name] = float(value) if value is not None else float("nan")
+    fig = go.Figure()
+    if graph.number_of_nodes():
+        pos = nx.spring_layout(graph, seed=1)
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        for a, b in graph.edges:
+            xs += [float(pos[a][0]), float(pos[b][0]), None]
+            ys += [float(pos[a][1]), float(pos[b][1]), None]
+        fig.add_trace(
+            go.Scatter(x=xs, y=ys, mode="lines", line={"color": "#999"}, hoverinfo="skip")
+        )
+        for a, b in graph.edges:
+            fig.add_annotation(
+                x=float(pos[b][0]),
+                y=float(pos[b][1]),
+                ax=float(pos[a][0]),
+                ay=float(pos[a][1]),
+                xref="x",
+                yref="y",
+                axref="x",
+                ayref="y",
+                arrowhead=3,
+                arrowsize=1.5,
+                standoff=18,
+                arrowcolor="#999",
+            )
+        names = list(graph.nodes)
+        values = [availability.get(n, float("nan")) for n in names]
+        fig.add_trace(
+            go.Scatter(
+                x=[float(pos[n][0]) for n in names],
+                y=[float(pos[n][1]) for n in names],
+                mode="markers+text",
+                text=[
+                    f"{n}<br>{v:.2%}" if v == v else n for n, v in zip(names, values, strict=True)
+                ],
+                textposition="bottom center",
+                marker={
+                    "size": 34,
+                    "color": [1.0 if v != v else v for v in values],
+                    "colorscale": [[0.0, "#d62728"], [0.5, "#ff7f0e"], [1.0, "#2ca02c"]],
+                    "cmin": 0.9,
+                    "cmax": 1.0,
+                    "showscale": True,
+                    "colorbar": {"title": "availability"},
+                    "line": {"color": "#333", "width": 1},
+                },
+                hoverinfo="text",
+            )
+        )
+    fig.update_layout(
+        title={"text": "Topology coloured by impact (availability)", "x": 0.0},
+        template=TEMPLATE,
+        height=420,
+        showlegend=False,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    if not fig.data:
+        _empty(fig, "no services")
+    return fig
+
+
+def report_comparison_bars(stats: pd.DataFrame, metric: str) -> go.Figure:
+    """One metric across variants: bars of the mean with the 95% CI as error bars.
+
+    Args:
+        stats: the comparison's ``stats`` table (``variant, metric, mean, low, high``).
+        metric: which metric.
+
+    Returns:
+        The figure.
+    """
+    rows = stats[stats["metric"] == metric]
+    mean = rows["mean"].astype(float)
+    upper = (rows["high"].astype(float) - mean).fillna(0.0)
+    lower = (mean - rows["low"].astype(float)).fillna(0.0)
+    fig = go.Figure(
+        go.Bar(
+            x=rows["variant"].astype(str),
+            y=mean,
+            error_y={"type": "data", "array": upper, "arrayminus": lower, "visible": True},
+            marker={"color": SERIES_COLOURS[0]},
+            hovertemplate="%{x}: %{y:.4g}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title={"text": f"{metric} (mean, 95% CI)", "x": 0.0},
+        template=TEMPLATE,
+        height=300,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    fig.update_yaxes(title_text=metric, rangemode="tozero")
+    return fig
+
+
+def report_sweep_heatmap(summary: pd.DataFrame, metric: str) -> go.Figure | None:
+    """A heatmap of a sweep metric's mean over the first two swept paths (first variant).
+
+    Args:
+        summary: the sweep's ``summary`` table (``variant``, one column per swept path,
+            ``metric, mean, ...``).
+        metric: which metric.
+
+    Returns:
+        The figure, or ``None`` when the metric is missing.
+    """
+    known = {"variant", "point", "metric", "n", "mean", "low", "high"}
+    params = [c for c in summary.columns if c not in known and "." in str(c)]
+    rows = summary[summary["metric"] == metric]
+    if rows.empty or not params:
+        return None
+    rows = rows[rows["variant"] == rows["variant"].iloc[0]]
+    x = params[0]
+    y = params[1] if len(params) > 1 else None
+    if y is None:
+        table = rows.set_index(x)["mean"].to_frame().T
+        ylabels = [metric]
+    else:
+        table = rows.pivot_table(index=y, columns=x, values="mean")
+        ylabels = [str(v) for v in table.index]
+    fig = go.Figure(
+        go.Heatmap(
+            z=table.to_numpy(),
+            x=[str(v) for v in table.columns],
+            y=ylabels,
+            colorscale="RdYlGn",
+            colorbar={"title": metric},
+        )
+    )
+    fig.update_layout(
+        title={"text": f"Sweep: {metric} (mean)", "x": 0.0},
+        template=TEMPLATE,
+        height=360,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    fig.update_xaxes(title_text=x)
+    if y is not None:
+        fig.update_yaxes(title_text=y)
+    return fig

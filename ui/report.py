@@ -1,0 +1,154 @@
+"""The standalone HTML report of a run or a comparison (``faultlab report DIR``).
+
+One self-contained file: plotly.js is embedded once (with the first figure), every other figure
+refers to it. The figures are the explorer's (:mod:`ui.figures`), so a chart looks the same in the
+app and in the report. Input is an output directory:
+
+* of ``faultlab run --out DIR``: ``summary.json``, ``timeseries.parquet``, ``events.parquet``;
+* of ``faultlab compare --out DIR``: ``stats.parquet`` and ``runs.parquet`` (comparison bars with
+  95% CIs, the KPI table per variant) and, when ``compare`` wrote them, one run directory per
+  variant under ``DIR/runs/<variant>/`` (the first seed), drawn like a run;
+* of ``faultlab sweep --out DIR``: ``summary.parquet`` (heatmaps of the first two swept paths).
+
+Nothing in ``sim`` imports this module; the CLI imports it lazily.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from ui import figures
+from ui.kpis import headline_kpis
+
+REPORT = "report.html"
+
+
+class ReportError(ValueError):
+    """The directory holds nothing a report can be made of."""
+
+
+class _Page:
+    """Sections of HTML; plotly.js goes with the first figure only."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.parts: list[str] = []
+        self.figures = 0
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def text(self, text: str) -> None:
+        self.parts.append(f"<p>{html.escape(text)}</p>")
+
+    def table(self, frame: pd.DataFrame) -> None:
+        self.parts.append(frame.to_html(index=False, classes="kpi", border=0, na_rep="—"))
+
+    def figure(self, fig: go.Figure) -> None:
+        include: bool | str = "inline" if self.figures == 0 else False
+        self.figures += 1
+        div = fig.to_html(full_html=False, include_plotlyjs=include is not False)
+        self.parts.append(f'<div class="figure">{div}</div>')
+
+    def render(self) -> str:
+        style = (
+            "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1300px;color:#222}"
+            "table.kpi{border-collapse:collapse;margin:1em 0}"
+            "table.kpi td,table.kpi th{padding:4px 10px;border-bottom:1px solid #ddd;"
+            "text-align:right}table.kpi th{background:#f4f4f4}.figure{margin:1em 0}"
+        )
+        body = "\n".join(self.parts)
+        return (
+            f"<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(self.title)}</title><style>{style}</style></head>"
+            f"<body><h1>{html.escape(self.title)}</h1>\n{body}\n</body></html>\n"
+        )
+
+
+def _run_sections(page: _Page, directory: Path, title: str | None = None) -> None:
+    summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
+    ts = pd.read_parquet(directory / "timeseries.parquet")
+    events = pd.read_parquet(directory / "events.parquet")
+    services = pd.read_parquet(directory / "services.parquet")
+    variant = summary.get("variant") or "as written"
+    page.heading(title or f"{summary['scenario']} / {variant}, seed {summary['seed']}")
+    page.table(pd.DataFrame([{k.label: k.value for k in headline_kpis(summary)}]))
+    page.heading("Throughput and errors by outcome", 3)
+    page.figure(figures.add_event_markers(figures.throughput_by_outcome(ts), events))
+    page.heading("p99 latency", 3)
+    page.figure(figures.add_event_markers(figures.latency_p99_by_service(ts), events))
+    page.heading("Memory vs limits per cgroup", 3)
+    page.figure(figures.add_event_markers(figures.memory_vs_limit(ts), events))
+    page.heading("Instance states", 3)
+    page.figure(figures.add_event_markers(figures.ready_instances(ts), events))
+    page.heading("Breaker states", 3)
+    page.figure(figures.report_breaker_states(ts, events))
+    page.heading("Incident timeline", 3)
+    page.figure(figures.report_incident_timeline(events))
+    page.heading("Topology coloured by impact", 3)
+    page.figure(figures.report_topology(services, events))
+
+
+def _comparison_sections(page: _Page, directory: Path) -> None:
+    stats = pd.read_parquet(directory / "stats.parquet")
+    page.heading("Comparison: mean and 95% CI over replications")
+    wide = stats.pivot_table(index="metric", columns="variant", values="mean", sort=False)
+    wide = wide.reset_index()
+    page.table(wide.round(4))
+    for metric in dict.fromkeys(stats["metric"]):
+        page.figure(figures.report_comparison_bars(stats, str(metric)))
+    runs_dir = directory / "runs"
+    if runs_dir.is_dir():
+        for sub in sorted(p for p in runs_dir.iterdir() if (p / "summary.json").exists()):
+            _run_sections(page, sub)
+
+
+def _sweep_sections(page: _Page, directory: Path) -> None:
+    summary = pd.read_parquet(directory / "summary.parquet")
+    page.heading("Sweep")
+    for metric in ("availability", "recovered", "metastable"):
+        fig = figures.report_sweep_heatmap(summary, metric)
+        if fig is not None:
+            page.figure(fig)
+
+
+def build_report(directory: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``report.html`` for a run, comparison or sweep directory; return its path.
+
+    Raises:
+        ReportError: the directory is missing or holds no run, comparison or sweep tables.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise ReportError(f"{folder}: not a directory")
+    page = _Page(f"faultlab report — {folder.name}")
+    try:
+        if (folder / "stats.parquet").exists():
+            _comparison_sections(page, folder)
+        elif (folder / "summary.parquet").exists():
+            _sweep_sections(page, folder)
+        elif (folder / "summary.json").exists():
+            _run_sections(page, folder)
+        else:
+            raise ReportError(
+                f"{folder}: no run (summary.json), comparison (stats.parquet) or sweep "
+                "(summary.parquet) found"
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        if isinstance(exc, ReportError):
+            raise
+        raise ReportError(f"{folder}: cannot read the results: {exc}") from exc
+    target = Path(out) if out is not None else folder / REPORT
+    target.write_text(page.render(), encoding="utf-8")
+    return target
+
+
+def describe(value: Any) -> str:
+    """A cell as text (for tests and the CLI)."""
+    return html.escape(str(value))
