@@ -63,9 +63,12 @@ def test_compare_table_and_output_directory(tmp_path: Path):
     assert "results written to" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "events.parquet",
+        "report.html",
+        "runs",
         "runs.parquet",
         "stats.parquet",
     ]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["baseline", "light-load"]
     assert len(pd.read_parquet(tmp_path / "runs.parquet")) == 6
 
 
