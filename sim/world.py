@@ -818,8 +818,9 @@ class World:
         for host in self.hosts:
             self.boot(host, warm=True)
         started = [application.start() for application in self.applications]
-        if started:
-            self.env.all_of(started).callbacks.append(lambda _: self._watch_supervised())
+        if started:  # the trees start their warm workers before anything else happens at 0
+            self.env.run(until=self.env.all_of(started))
+            self._watch_supervised()
         self.workload.start()
         self.env.process(self._sampler())
         self.env.process(self._pressure())

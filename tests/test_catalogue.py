@@ -17,7 +17,14 @@ import scenarios
 from sim import load_scenario, run
 
 GOLDEN = Path(__file__).parent / "golden"
-GOLDEN_RUNS = {"three-tier": None, "mmc-queue": 300.0, "checkout-noisy-neighbor": None}
+GOLDEN_RUNS = {
+    "three-tier": None,
+    "mmc-queue": 300.0,
+    "checkout-noisy-neighbor": None,
+    "probe-cascade": 130.0,
+    "crashloop-vs-supervisor": None,
+    "poison-pill": 150.0,
+}
 """Catalogue scenarios pinned by a golden summary, and the duration to run them for."""
 
 

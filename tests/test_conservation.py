@@ -193,6 +193,111 @@ def test_conservation_holds_mid_run(data: dict[str, Any], seed: int, cut: float)
     check_conservation(World(scenario, seed=seed), drained=False)
 
 
+# --------------------------------------------------------------------------- lifecycle
+
+
+@st.composite
+def lifecycle_scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    """:func:`small_scenarios` whose instances also die on schedules of the container lifecycle.
+
+    Crash loops (exit codes 0 and 1), hangs, drains, graceful stops with short or long grace
+    periods, liveness and readiness probes (on the workers or a separate port) that kill busy or
+    hung replicas, CrashLoopBackOff variants, and OTP supervisors with small intensities that
+    may give up for good. Everything ends before the drain window does.
+    """
+    data = draw(small_scenarios())
+    names = list(data["services"])
+    supervised = draw(st.lists(st.sampled_from(names), unique=True, max_size=len(names)))
+    for name, service in data["services"].items():
+        service["termination_grace_period_seconds"] = draw(st.sampled_from([0, 1, 30]))
+        service["startup"] = {"delay": draw(st.sampled_from([0.0, 0.5]))}
+        probes: dict[str, Any] = {}
+        if draw(st.booleans()):
+            probes["readiness"] = _probe(draw)
+        if name not in supervised:
+            service["restart"] = {
+                "policy": draw(st.sampled_from(["Always", "OnFailure"])),
+                "backoff": draw(st.sampled_from(["default", "reduce_default_decay"])),
+            }
+            if draw(st.booleans()):
+                probes["liveness"] = _probe(draw)
+        service["probes"] = probes
+    if supervised:
+        data["supervisors"] = [
+            {
+                "name": "sup",
+                "strategy": draw(st.sampled_from(["one_for_one", "one_for_all", "rest_for_one"])),
+                "intensity": draw(st.integers(0, 3)),
+                "children": [
+                    {"child": name, "shutdown": draw(st.sampled_from(["brutal_kill", 0.5]))}
+                    for name in supervised
+                ],
+            }
+        ]
+    at = st.sampled_from([0.5, 1.0, 2.0, 3.5])
+    duration = st.sampled_from([0.5, 1.5, 3.0])
+    lifecycle = st.one_of(
+        st.builds(
+            lambda t, a, d, after, code: {
+                "kind": "crash_loop",
+                "target": t,
+                "at": a,
+                "duration": d,
+                "after": after,
+                "exit_code": code,
+            },
+            st.sampled_from(names),
+            at,
+            duration,
+            st.sampled_from([0.0, 0.05, 0.7]),
+            st.sampled_from([0, 1]),
+        ),
+        st.builds(
+            lambda t, a, d: {"kind": "hang", "target": t, "at": a, "duration": d},
+            st.sampled_from(names),
+            at,
+            duration,
+        ),
+        st.builds(
+            lambda h, a, d: {"kind": "drain", "target": h, "at": a, "duration": d},
+            st.sampled_from(["node-a", "node-b"]),
+            at,
+            duration,
+        ),
+    )
+    data["faults"] = data["faults"] + draw(st.lists(lifecycle, min_size=1, max_size=3))
+    return data
+
+
+def _probe(draw: st.DrawFn) -> dict[str, Any]:
+    """A fast probe (1 s period) that fails at once, on the workers or a port of its own."""
+    return {
+        "period_seconds": 1,
+        "failure_threshold": draw(st.integers(1, 2)),
+        "shares_workers": draw(st.booleans()),
+    }
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(data=lifecycle_scenarios(), seed=st.integers(0, 2**16))
+def test_requests_are_conserved_when_instances_die_mid_request(
+    data: dict[str, Any], seed: int
+) -> None:
+    """Crash loops, hangs, drains, probe kills and supervisors conserve requests and drain.
+
+    Whatever kills an instance with requests inside (a crash, a SIGKILL at the end of a grace
+    period, a supervisor's ``brutal_kill``, a host drained under it), every arrival ends in
+    exactly one outcome and nothing is left inside once the workload stops.
+    """
+    scenario = Scenario.model_validate(data)
+    check_conservation(World(scenario, seed=seed), drained=True)
+
+
 # --------------------------------------------------------------------------- edges
 
 
