@@ -1,9 +1,14 @@
 """The :class:`World`: everything a scenario describes, built, then run.
 
 Build, then run (desmod's elaboration): the constructor lays out hosts and cgroups, spawns the
-system processes, places and starts every replica, wires the call graph into edges, and schedules
-the workload and the faults; :meth:`World.run` starts the clock and returns a
-:class:`~sim.recorder.RunResult`.
+system processes, places and starts every replica, wires the call graph into edges, builds the
+OTP supervision trees (:mod:`sim.supervision`), and schedules the workload and the faults;
+:meth:`World.run` starts the clock and returns a :class:`~sim.recorder.RunResult`.
+
+The World plays the control plane and the kubelet: it runs each pod's probe workers
+(:meth:`World._watch`), deletes pods through the API (:meth:`World.delete_pod`: drains, hosts
+unreachable for longer than :data:`UNREACHABLE_EVICTION`) and schedules their replacements on
+hosts that fit them and are not cordoned.
 
 Entity names are dotted scopes: services by name (``cart``), instances ``cart-0``, edges
 ``frontend -> cart``, the users ``client``, cgroups by path, hosts by name.
