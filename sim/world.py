@@ -42,6 +42,7 @@ from sim.memory import allocate, grow
 from sim.policies import BREAKER_GAUGE, CallPolicies
 from sim.recorder import CLIENT, Recorder, RunResult
 from sim.service import (
+    POD_NAMESPACE,
     AdmissionPlan,
     Edge,
     Instance,
@@ -265,7 +266,6 @@ class World:
         """Re-create an instance's pod on another host (a replacement pod)."""
         cgroup, adj = self._container(instance.service, instance.index, host)
         instance.host, instance.cgroup, instance.oom_score_adj = host, cgroup, adj
-        instance.pod_ip = self._pod_ip(host.name)
         for comm, pause, pause_adj in self._daemons[host.name]:
             if pause.parent is cgroup.parent:
                 host.spawn(comm, pause, pause_adj)
@@ -412,7 +412,7 @@ class World:
                 host,
                 instance.name,
                 "TaintManagerEviction",
-                f"Marking for deletion Pod default/{instance.name}",
+                f"Marking for deletion Pod {POD_NAMESPACE}/{instance.name}",
             )
             self.delete_pod(instance, 0.0)
 
@@ -592,6 +592,7 @@ class World:
         instance.new_pod()
         if host is not instance.host:
             self._move(instance, host)
+        instance.pod_ip = self._pod_ip(host.name)
         self.recorder.event(
             self.env.now,
             host.name,
