@@ -6,7 +6,9 @@ forbids unknown fields, so a typo is an error, never a silently ignored knob. Un
 
 The loader (:func:`load_scenario`) reports every problem as ``file:line:col: dotted.path:
 message`` (:class:`ScenarioError`): YAML syntax, duplicate keys, schema violations, unknown call
-targets and hosts, call-graph cycles, placement that cannot fit, and the same for each variant.
+targets and hosts, call-graph cycles, placement that cannot fit, supervision trees (unknown,
+repeated or cyclic children; a service under OTP with a restart policy or a liveness probe), and
+the same for each variant.
 
 Variants are overlays: a mapping from a dotted path to a new value. Path segments name mapping keys;
 inside a list they name the item whose ``name`` (or ``to``, for calls) equals the segment, or give

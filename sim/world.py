@@ -1,9 +1,14 @@
 """The :class:`World`: everything a scenario describes, built, then run.
 
 Build, then run (desmod's elaboration): the constructor lays out hosts and cgroups, spawns the
-system processes, places and starts every replica, wires the call graph into edges, and schedules
-the workload and the faults; :meth:`World.run` starts the clock and returns a
-:class:`~sim.recorder.RunResult`.
+system processes, places and starts every replica, wires the call graph into edges, builds the
+OTP supervision trees (:mod:`sim.supervision`), and schedules the workload and the faults;
+:meth:`World.run` starts the clock and returns a :class:`~sim.recorder.RunResult`.
+
+The World plays the control plane and the kubelet: it runs each pod's probe workers
+(:meth:`World._watch`), deletes pods through the API (:meth:`World.delete_pod`: drains, hosts
+unreachable for longer than :data:`UNREACHABLE_EVICTION`) and schedules their replacements on
+hosts that fit them and are not cordoned.
 
 Entity names are dotted scopes: services by name (``cart``), instances ``cart-0``, edges
 ``frontend -> cart``, the users ``client``, cgroups by path, hosts by name.
@@ -39,6 +44,7 @@ from sim.memory import allocate, grow
 from sim.policies import BREAKER_GAUGE, CallPolicies
 from sim.recorder import CLIENT, Recorder, RunResult, percentile
 from sim.service import (
+    POD_NAMESPACE,
     AdmissionPlan,
     Edge,
     Instance,
@@ -287,7 +293,6 @@ class World:
         """Re-create an instance's pod on another host (a replacement pod)."""
         cgroup, adj = self._container(instance.service, instance.index, host)
         instance.host, instance.cgroup, instance.oom_score_adj = host, cgroup, adj
-        instance.pod_ip = self._pod_ip(host.name)
         for comm, pause, pause_adj in self._daemons[host.name]:
             if pause.parent is cgroup.parent:
                 host.spawn(comm, pause, pause_adj)
@@ -434,7 +439,7 @@ class World:
                 host,
                 instance.name,
                 "TaintManagerEviction",
-                f"Marking for deletion Pod default/{instance.name}",
+                f"Marking for deletion Pod {POD_NAMESPACE}/{instance.name}",
             )
             self.delete_pod(instance, 0.0)
 
@@ -614,6 +619,7 @@ class World:
         instance.new_pod()
         if host is not instance.host:
             self._move(instance, host)
+        instance.pod_ip = self._pod_ip(host.name)
         self.recorder.event(
             self.env.now,
             host.name,

@@ -64,6 +64,9 @@ EXPECTED_LINES = [
     "supervisor, not both",
     B + "liveness-success-threshold.yaml:14:24: services.backend.probes.liveness: "
     "success_threshold must be 1 for liveness probes, got 2",
+    B + "pdb-both-fields.yaml:14:10: services.backend.pdb: "
+    "give exactly one of min_available and max_unavailable",
+    B + "crash-loop-without-after.yaml:18:5: faults.0.after: field required",
     B + "not-a-mapping.yaml:1:1: a scenario must be a YAML mapping",
     B + "missing.yaml: cannot read: No such file or directory",
 ]
