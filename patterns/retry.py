@@ -703,6 +703,31 @@ def java_duration(seconds: float) -> str:
     return f"{text}{sign}{secs}{fraction}S"
 
 
+class _Begun:
+    """What a fresh generator is sent to start it (the ``Initialize`` event's value)."""
+
+    _ok = True
+    _value = None
+
+
+class Started(simpy.Process):
+    """A process that starts at once, inside the step that makes it.
+
+    ``env.process(generator)`` schedules an ``Initialize`` event and the generator first runs
+    when it is processed, later in the same instant. A timed call's child gains nothing from
+    that hop through the event queue: this runs the generator to its first ``yield`` straight
+    away (as ``Process._resume`` would from ``Initialize``), then hands the active process back
+    to the caller. Everything else is a plain :class:`simpy.Process`.
+    """
+
+    def __init__(self, env: simpy.Environment, generator: Generator[Event, Any, Any]) -> None:
+        Event.__init__(self, env)
+        self._generator = generator
+        caller = env.active_process
+        self._resume(cast(Event, _Begun))
+        env._active_proc = caller
+
+
 def within(env: simpy.Environment, child: simpy.Process, limit: float) -> simpy.Process:
     """``child``, for the active process to yield, woken after ``limit`` s if still running.
 
@@ -733,7 +758,7 @@ def _attempt_with_timeout(
     env: simpy.Environment, body: Generator[Event, Any, O], limit: float
 ) -> Generator[Event, Any, tuple[bool, O | None]]:
     """Run ``body`` in a child process for at most ``limit`` s: (finished, value)."""
-    child = env.process(body)
+    child = Started(env, body)
     yield within(env, child, limit)
     if child.triggered:
         return True, child.value

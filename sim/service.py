@@ -90,7 +90,7 @@ from patterns.health_probe import (
     ProbeResult,
     TCPSocketAction,
 )
-from patterns.retry import RetryCall, RetryRules, within
+from patterns.retry import RetryCall, RetryRules, Started, within
 from patterns.supervisor import (
     CRASH_LOOP_BACK_OFF,
     CrashLoopBackOff,
@@ -1242,7 +1242,7 @@ class Edge:
                 outcome = yield from self._deliver(request)
             else:
                 hop = request.within(t0 + self.timeout) if self.propagate else request
-                child = env.process(self._deliver(hop))
+                child = Started(env, self._deliver(hop))
                 yield within(env, child, self.timeout)
                 if hop is not request:
                     request.merge(hop)
@@ -1444,7 +1444,7 @@ class PolicyEdge(Edge):
                                 sleep = call.end((yield from self._chain(inner, request, state)))
                             else:
                                 hop = request.within(env.now + limit) if below_per_try else request
-                                child = env.process(self._chain(inner, hop, state))
+                                child = Started(env, self._chain(inner, hop, state))
                                 yield within(env, child, limit)
                                 if hop is not request:
                                     request.merge(hop)
@@ -1465,7 +1465,7 @@ class PolicyEdge(Edge):
                 # the timeout (resilience4j's TimeLimiter): the callee goes on after it fires
                 timeout: float = self.timeout  # type: ignore[assignment]  # no cast(): a call per hop
                 hop = request.within(env.now + timeout) if self.propagate else request
-                child = env.process(self._chain(i + 1, hop, state))
+                child = Started(env, self._chain(i + 1, hop, state))
                 yield within(env, child, timeout)
                 if hop is not request:
                     request.merge(hop)
