@@ -26,6 +26,7 @@ from patterns.retry import (
     RetryBudget,
     RetryConfig,
     RetryMetrics,
+    Started,
     java_duration,
     run_with_retry,
     within,
@@ -869,3 +870,49 @@ def test_within_leaves_an_interrupted_caller_alone():
     proc.interrupt()
     env.run()
     assert log == [("interrupted", 0.5), ("slept", 2.5)]
+
+
+def test_started_runs_the_child_to_its_first_yield_at_once():
+    """``Started`` runs the child (as the active process) before the caller's next line."""
+    env = simpy.Environment()
+    log = []
+    callers: list[simpy.Process] = []
+
+    def child():
+        log.append(("child starts", env.active_process is not callers[0]))
+        yield env.timeout(1.0)
+        log.append(("child ends", env.now))
+        return 7
+
+    def caller():
+        callers.append(env.active_process)
+        kid = Started(env, child())
+        log.append(("caller goes on", env.active_process is callers[0]))
+        value = yield kid
+        log.append(("caller got", value, env.now))
+
+    env.process(caller())
+    env.run()
+    assert log == [
+        ("child starts", True),
+        ("caller goes on", True),
+        ("child ends", 1.0),
+        ("caller got", 7, 1.0),
+    ]
+
+
+def test_started_child_failing_at_once_fails_the_waiter():
+    env = simpy.Environment()
+
+    def child():
+        raise KeyError("at once")
+        yield env.timeout(1.0)  # pragma: no cover - makes this a generator
+
+    def caller():
+        with pytest.raises(KeyError, match="at once"):
+            yield Started(env, child())
+        return "caught"
+
+    proc = env.process(caller())
+    env.run()
+    assert proc.value == "caught"
