@@ -295,14 +295,18 @@ class _CountWindow:
                 self.slow_failed += sign
 
     def record(self, now: float, outcome: int) -> None:
-        if not self._ring:
+        ring = self._ring
+        if not ring:
             return
-        old = self._ring[self._head]
-        if old is not None:
+        head = self._head
+        old = ring[head]
+        ring[head] = outcome
+        self._head = head + 1 if head + 1 < len(ring) else 0
+        if old is None:
+            self._add(outcome, 1)
+        elif old != outcome:  # an equal outcome replacing the oldest changes no count
             self._add(old, -1)
-        self._ring[self._head] = outcome
-        self._head = (self._head + 1) % len(self._ring)
-        self._add(outcome, 1)
+            self._add(outcome, 1)
 
     def refresh(self, now: float) -> None:
         return None
