@@ -55,16 +55,24 @@ def test_latency_is_drawn_in_milliseconds(result: RunResult) -> None:
     assert fig.layout.yaxis.title.text == "p99 latency (ms)"
 
 
-def test_ready_instances_show_the_crash_and_the_restart(result: RunResult) -> None:
-    """Payments drops to one ready instance at the crash, and is back to two after the restart."""
-    fig = figures.ready_instances(result.timeseries)
-    payments = next(trace for trace in fig.data if trace.name == "payments")
-    ready = dict(zip(payments.x, payments.y, strict=True))
+def test_instance_states_show_the_crash_and_the_restart(result: RunResult) -> None:
+    """Payments drops to one ready instance at the crash and is back to two after the restart.
+
+    Meanwhile the crashed replica is starting (its 5 s cold start).
+    """
+    fig = figures.instance_states(result.timeseries)
+    titles = [annotation.text for annotation in fig.layout.annotations]
+    assert titles == ["frontend", "cart", "payments"]
+    payments = {trace.name: trace for trace in fig.data if trace.xaxis == "x3"}
+    assert list(payments) == ["running", "starting", "waiting", "ready"]
+    ready = dict(zip(payments["ready"].x, payments["ready"].y, strict=True))
     # Which bin shows the crash at 60 s depends on when in the bin a gauge is sampled.
     assert ready[55.0] == 2
     assert min(ready[t] for t in (59.0, 60.0, 61.0)) == 1
     assert ready[67.0] == 2
-    assert payments.line.shape == "hv"
+    starting = dict(zip(payments["starting"].x, payments["starting"].y, strict=True))
+    assert max(starting[t] for t in (60.0, 61.0, 62.0)) == 1
+    assert all(trace.line.shape == "hv" for trace in payments.values())
 
 
 def test_memory_panels_have_a_dashed_limit_per_instance(result: RunResult) -> None:
@@ -101,7 +109,9 @@ def test_empty_timeseries_say_why_they_are_empty() -> None:
     for fig in (
         figures.throughput_by_outcome(empty),
         figures.latency_p99_by_service(empty),
-        figures.ready_instances(empty),
+        figures.instance_states(empty),
+        figures.breaker_states(empty),
+        figures.concurrency_limits(empty),
         figures.queue_length_by_service(empty),
         figures.memory_vs_limit(empty),
     ):
@@ -119,38 +129,57 @@ def test_fault_markers_are_vertical_lines_at_fault_times(result: RunResult) -> N
 
 
 @pytest.mark.parametrize(
-    ("summary", "expected"),
+    ("summary", "headline", "expected"),
     [
         (
             {
                 "availability": 0.9908181046423306,
                 "latency_p99": 0.16788040181225589,
-                "arrivals": 44781,
                 "oom_kills": 0,
                 "evictions": 0,
                 "restarts": 1,
-                "in_flight_at_end": 19,
             },
-            ["99.082%", "168 ms", "44,781", "0", "0", "1", "19"],
+            {
+                "blast_radius": 2,
+                "blast_radius_fraction": 2 / 3,
+                "containment": 0.0,
+                "recovered": True,
+                "time_to_recover": 35.0,
+                "metastable": False,
+                "hold": 60.0,
+            },
+            ["99.082%", "168 ms", "2 (67%)", "0%", "35 s", "not metastable", "0", "0", "1"],
         ),
         (
             {
                 "availability": None,
                 "latency_p99": float("nan"),
-                "arrivals": 0,
                 "oom_kills": 1234,
                 "evictions": 2,
                 "restarts": 0,
-                "in_flight_at_end": 0,
             },
-            ["—", "—", "0", "1,234", "2", "0", "0"],
+            {
+                "blast_radius": 0,
+                "blast_radius_fraction": 0.0,
+                "containment": float("nan"),
+                "recovered": False,
+                "time_to_recover": None,
+                "metastable": True,
+            },
+            ["—", "—", "0 (0%)", "n/a", "not recovered", "metastable", "1,234", "2", "0"],
         ),
         (
             {"availability": 1.0, "latency_p99": 1.25},
-            ["100.000%", "1.25 s", "—", "—", "—", "—", "—"],
+            {"recovered": True, "time_to_recover": 0.25, "metastable": None},
+            ["100.000%", "1.25 s", "— (—)", "—", "250 ms", "undecided", "—", "—", "—"],
         ),
     ],
 )
-def test_kpi_formats(summary: dict[str, object], expected: list[str]) -> None:
-    """Availability to 0.001%, latency in ms below 1 s, counts with separators, dash if unknown."""
-    assert [kpi.value for kpi in kpis.headline_kpis(summary)] == expected
+def test_kpi_formats(
+    summary: dict[str, object], headline: dict[str, object], expected: list[str]
+) -> None:
+    """Availability to 0.001%, latency in ms below 1 s, shares in whole percent.
+
+    Undefined shares read n/a, recovery or its absence and the verdict in words, unknowns a dash.
+    """
+    assert [kpi.value for kpi in kpis.headline_kpis(summary, headline)] == expected

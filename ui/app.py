@@ -1,7 +1,6 @@
 """faultlab's Streamlit app: the router. Run it with ``python -m streamlit run ui/app.py``.
 
-Pages live in ``ui/views/``, one module per page, each exposing ``page()``. Compare, Sweep and
-Training join the navigation list here.
+Pages live in ``ui/views/``, one module per page, each exposing ``page()``.
 """
 
 import streamlit as st
