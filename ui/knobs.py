@@ -425,3 +425,38 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isfinite(a) and math.isfinite(b):
         return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
     return bool(a == b)
+
+
+# --------------------------------------------------------------------------- sweep values
+
+SWEEP_FACTORS = (0.5, 1.0, 1.5, 2.0)
+"""A sweep's default values: these multiples of the knob's current value."""
+
+YAML_UNITS: dict[Kind, str] = {"bytes": "Mi", "duration": "s", "rate": "/s", "fraction": "%"}
+"""How a value in widget units is written in YAML (the scenario format's unit suffixes)."""
+
+
+def sweepable(knobs: Sequence[FieldKnob]) -> list[FieldKnob]:
+    """The knobs a sweep can vary: numbers, choices and switches of the blocks that are on."""
+    on = {k.path for k in knobs if k.kind == "toggle" and k.value}
+    return [k for k in knobs if k.kind != "toggle" and on.issuperset(k.toggles)]
+
+
+def sweep_values(knob: FieldKnob) -> str:
+    """Default sweep values of a knob, as YAML values separated by commas.
+
+    A number: :data:`SWEEP_FACTORS` times its current value, with the unit written the way the
+    scenario format reads it (``256Mi, 512Mi``; ``0.5s, 1s``); a choice: every option; a switch:
+    both; an empty value: a single empty (``null``).
+    """
+    if knob.kind == "choice":
+        return ", ".join(str(option) for option in knob.options)
+    if knob.kind == "bool":
+        return "false, true"
+    if knob.initial is None:
+        return "null"
+    if knob.kind == "int":
+        values = dict.fromkeys(max(1, round(knob.initial * f)) for f in SWEEP_FACTORS)
+        return ", ".join(str(v) for v in values)
+    unit = YAML_UNITS.get(knob.kind, "")
+    return ", ".join(f"{_tidy(knob.initial * f):g}{unit}" for f in SWEEP_FACTORS)

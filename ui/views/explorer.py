@@ -348,3 +348,7 @@ def _show_history() -> None:
         return
     st.subheader("Run history")
     st.dataframe(pd.DataFrame(history), hide_index=True, width="stretch")
+
+
+if __name__ == "__main__":
+    page()
