@@ -134,8 +134,8 @@ def test_run_shows_the_models_numbers(app: AppTest) -> None:
         "Why requests failed",
         "Downloads",
     ]
-    # throughput, p99, instance states, memory, queues, topology, incident timeline
-    assert len(app.get("plotly_chart")) == 7
+    # throughput, p99, instance states, memory, topology, incident timeline (nothing queued)
+    assert len(app.get("plotly_chart")) == 6
     timeline, event_log, failures, history = (d.value for d in app.dataframe)
     assert list(timeline["text"]) == list(expected.analysis.timeline["text"])
     pd.testing.assert_frame_equal(
@@ -182,8 +182,8 @@ def test_pattern_toggle_switches_a_breaker_on(app: AppTest) -> None:
     assert not app.exception
     expected = experiment.run(OOM, overrides={"services.web.calls.renderer.circuit_breaker": {}})
     assert _shown(app) == _kpis(expected)
-    # the breaker chart appears beside the queues
-    assert len(app.get("plotly_chart")) == 8
+    # the breaker chart joins the six of a run without one
+    assert len(app.get("plotly_chart")) == 7
 
 
 def test_variant_run_history_and_pins(app: AppTest) -> None:
@@ -202,7 +202,7 @@ def test_variant_run_history_and_pins(app: AppTest) -> None:
     names = {trace["name"] for trace in json.loads(overlay.proto.spec)["data"]}
     assert names == {f"#1 {OOM}/baseline seed 5", f"#2 {OOM}/single-process seed 5"}
     app.button(key="explorer.unpin").click().run()
-    assert len(app.get("plotly_chart")) == 7
+    assert len(app.get("plotly_chart")) == 6
 
 
 def test_bad_upload_shows_each_problem_without_a_traceback(app: AppTest) -> None:

@@ -22,6 +22,9 @@ navigation = st.navigation(
         ),
         st.Page("views/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
         st.Page("views/sweep.py", title="Sweep", icon=":material/grid_on:", url_path="sweep"),
+        st.Page(
+            "views/training.py", title="Training", icon=":material/school:", url_path="training"
+        ),
     ]
 )
 navigation.run()

@@ -289,7 +289,12 @@ def instance_states(timeseries: pd.DataFrame, services: Sequence[str] | None = N
             col=col,
         )
     _layout(fig, "Instances per service by state (dashed: ready)", "instances")
-    fig.update_yaxes(tickformat="d")
+    most = max((max(trace.y, default=0) for trace in fig.data), default=0)
+    fig.update_yaxes(tickformat="d", dtick=1 if most <= 10 else None)
+    fig.update_layout(
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
+        margin={"b": 40, "t": 70},
+    )
     for col in range(2, len(panels) + 1):
         fig.update_yaxes(title_text=None, row=1, col=col)
     if not fig.data:
@@ -626,23 +631,24 @@ def _layers(graph: nx.DiGraph[str]) -> dict[str, int]:
 def topology_positions(
     graph: nx.DiGraph[str], placements: Mapping[str, Sequence[str]], entry: str
 ) -> dict[str, tuple[float, float]]:
-    """Where :func:`topology` draws each node: users, services by tier, hosts last.
+    """Where :func:`topology` draws each node: users and services by tier, hosts below.
 
-    networkx's multipartite layout, one column per tier: the users, then the services by call
-    depth, then the hosts their replicas run on.
+    networkx's multipartite layout puts the users and the services in columns by call depth
+    (left to right); the hosts their replicas run on form a row along the bottom.
     """
     layout: nx.DiGraph[str] = nx.DiGraph()
     layout.add_node(USERS, layer=0)
-    depth = _layers(graph)
-    for service, layer in depth.items():
+    for service, layer in _layers(graph).items():
         layout.add_node(service, layer=layer)
-    last = max(depth.values(), default=0) + 1
-    for hosts in placements.values():
-        for host in hosts:
-            layout.add_node(f"host:{host}", layer=last)
     layout.add_edge(USERS, entry)
-    positions = nx.multipartite_layout(layout, subset_key="layer")
-    return {node: (float(x), float(y)) for node, (x, y) in positions.items()}
+    positions = {
+        node: (float(x), 0.35 + 0.6 * float(y))
+        for node, (x, y) in nx.multipartite_layout(layout, subset_key="layer").items()
+    }
+    hosts = list(dict.fromkeys(host for names in placements.values() for host in names))
+    for index, host in enumerate(hosts):
+        positions[f"host:{host}"] = ((index + 1) / (len(hosts) + 1) * 2.0 - 1.0, -0.8)
+    return positions
 
 
 def topology(
@@ -728,13 +734,13 @@ def _frame_name(t: float) -> str:
 
 
 def _start_frame(times: Sequence[float], slo: pd.DataFrame, at: float | None) -> int:
+    """The frame nearest ``at``; else the first with the most violated SLOs; else the last."""
     if at is not None:
         return min(range(len(times)), key=lambda i: abs(times[i] - at))
     if not len(slo):
         return len(times) - 1
-    violated = slo.groupby("t")["violated"].sum()
-    worst = float(cast(float, violated.idxmax())) if violated.max() > 0 else times[-1]
-    return min(range(len(times)), key=lambda i: abs(times[i] - worst))
+    violated = slo.groupby("t")["violated"].sum().reindex(list(times), fill_value=0).to_numpy()
+    return int(violated.argmax()) if violated.max() > 0 else len(times) - 1
 
 
 def _topology_edges(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
@@ -36,7 +37,8 @@ METRIC_TITLES: dict[str, str] = {
     "oom_kills": "OOM kills",
     "restarts": "Restarts",
 }
-"""The metrics the page draws, in panel order (all of them in :data:`sim.experiment.METRICS`)."""
+# The metrics the page draws, in panel order (all of them in sim.experiment.METRICS). Page
+# scripts keep notes in comments: Streamlit's "magic" would draw a bare string on the page.
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def page() -> None:
         st.info("Choose variants and replications in the sidebar, then press Compare.")
 
 
-def _form(scenario: Scenario) -> dict[str, object] | None:
+def _form(scenario: Scenario) -> dict[str, Any] | None:
     names = runs.variants(scenario)
     with st.form("compare.form"):
         st.subheader("Design")

@@ -237,8 +237,10 @@ def _charts(timeseries: pd.DataFrame, events: pd.DataFrame) -> None:
     _chart(right, figures.latency_p99_by_service(timeseries, services), events)
     _chart(st, figures.instance_states(timeseries, services), events)
     _chart(st, figures.memory_vs_limit(timeseries, services), events)
+    queues = figures.queue_length_by_service(timeseries, services)
     optional = [
-        figures.queue_length_by_service(timeseries, services),
+        # A queue chart flat at zero says nothing the other charts do not.
+        *([queues] if any((trace.y > 0).any() for trace in queues.data) else []),
         figures.breaker_states(timeseries),
         figures.concurrency_limits(timeseries, services),
     ]

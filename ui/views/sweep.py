@@ -29,7 +29,7 @@ from ui.views import shared
 
 RESULT_KEY = "sweep.result"
 NONE = "(none)"
-"""The second parameter's choice for a one-parameter sweep."""
+# The second parameter's choice for a one-parameter sweep.
 
 HEATMAPS = (
     ("blast_radius", "Blast radius (services beyond the targets)", "Reds", False),
@@ -37,7 +37,7 @@ HEATMAPS = (
     ("metastable", "Metastability map: share of replications metastable", "Reds", True),
     ("availability", "Availability (users)", "RdYlGn", False),
 )
-"""The heatmaps drawn: metric, title, colour scale, and whether it is a share of runs."""
+# The heatmaps drawn: metric, title, colour scale, and whether it is a share of runs.
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,8 @@ def parse_values(text: str) -> list[Any]:
         try:
             values.append(yaml.safe_load(item))
         except yaml.YAMLError as exc:
-            raise ValueError(f"{item.strip()!r} is not a YAML value ({exc.problem})") from None
+            reason = str(exc).splitlines()[0]
+            raise ValueError(f"{item.strip()!r} is not a YAML value ({reason})") from None
     if not values:
         raise ValueError("no value given")
     return values
