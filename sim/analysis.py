@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from sim import scenario as sc
-from sim.recorder import CLIENT, bin_count, bucket_value
+from sim.recorder import CLIENT, RunResult, bin_count, bucket_value
 from sim.request import OUTCOMES, Outcome
 from sim.units import format_bytes, format_duration
 from sim.world import MEMORY_THROTTLING_FACTOR
@@ -195,11 +195,11 @@ class Analysis:
             "impacted_count": len(blast.impacted),
             "blast_radius": blast.count,
             "blast_radius_fraction": blast.fraction,
-            "impacted_hosts": len(blast.impacted_hosts),
+            "impacted_hosts": ",".join(blast.impacted_hosts),
             "user_impact_fraction": blast.user_impact_fraction,
             "user_impact_requests": blast.user_impact_requests,
             "collateral_kills": blast.collateral_kills,
-            "potential": len(blast.potential),
+            "potential": ",".join(blast.potential),
             "containment": blast.containment,
             "recovered": recovery.recovered,
             "recovered_at": recovery.recovered_at,
@@ -254,7 +254,7 @@ class _Traffic:
         return np.asarray(self.counts[:, Outcome.OK] + self.counts[:, Outcome.DEGRADED])
 
 
-def _traffic(result: Any, entities: list[str], bins: _Bins) -> _Traffic:
+def _traffic(result: RunResult, entities: list[str], bins: _Bins) -> _Traffic:
     """Sum the per-bin counters and histograms of ``entities``.
 
     Counts come back from the time series' per-second rates times each bin's length (rounded:
@@ -297,16 +297,20 @@ def _window_bins(window: float, bins: _Bins) -> int:
     return max(1, round(window / bins.width))
 
 
+def _bucket_values(hist: np.ndarray) -> np.ndarray:
+    """The latency each bucket (column) of a histogram stands for."""
+    return np.array([bucket_value(b) for b in range(hist.shape[1])])
+
+
 def _over(hist: np.ndarray, threshold: float) -> np.ndarray:
     """Per row, the successful requests slower than ``threshold`` (by their bucket's value)."""
-    slow = np.array([bucket_value(b) > threshold for b in range(hist.shape[1])])
-    return np.asarray(hist[:, slow].sum(axis=1))
+    return np.asarray(hist[:, _bucket_values(hist) > threshold].sum(axis=1))
 
 
 # --------------------------------------------------------------------------- SLO windows
 
 
-def slo_windows(result: Any, scenario: sc.Scenario) -> pd.DataFrame:
+def slo_windows(result: RunResult, scenario: sc.Scenario) -> pd.DataFrame:
     """Every service's SLO over its rolling window, evaluated at the end of every bin.
 
     A window of ``round(window / bin)`` bins ending at ``t`` meets the SLO when its success
@@ -328,14 +332,14 @@ def slo_windows(result: Any, scenario: sc.Scenario) -> pd.DataFrame:
         k = _window_bins(slo.window, bins)
         if bins.n < k:
             continue
-        counts = _rolling(traffic.counts, k)
-        hist = _rolling(traffic.hist, k)
-        finished = counts.sum(axis=1)
-        good = counts[:, Outcome.OK] + counts[:, Outcome.DEGRADED]
+        windows = _Traffic(_rolling(traffic.counts, k), _rolling(traffic.hist, k))
+        finished = windows.finished
         with np.errstate(invalid="ignore", divide="ignore"):
-            availability = np.where(finished > 0, good / finished, np.nan)
-            degraded = np.where(finished > 0, counts[:, Outcome.DEGRADED] / finished, np.nan)
-        p99 = _quantiles(hist, SLO_QUANTILE)
+            availability = np.where(finished > 0, windows.good / finished, np.nan)
+            degraded = np.where(
+                finished > 0, windows.counts[:, Outcome.DEGRADED] / finished, np.nan
+            )
+        p99 = _quantiles(windows.hist, SLO_QUANTILE)
         violated = (finished > 0) & (
             (np.nan_to_num(availability, nan=0.0) < slo.availability)
             | (np.nan_to_num(p99, nan=0.0) > slo.latency_p99)
@@ -369,8 +373,7 @@ def _quantiles(hist: np.ndarray, q: float) -> np.ndarray:
     totals = hist.sum(axis=1)
     seen = hist.cumsum(axis=1)
     first = np.argmax(seen >= (q * totals)[:, None], axis=1)
-    values = np.array([bucket_value(b) for b in range(hist.shape[1])])
-    return np.where(totals > 0, values[first], np.nan)
+    return np.where(totals > 0, _bucket_values(hist)[first], np.nan)
 
 
 # --------------------------------------------------------------------------- the incident
@@ -552,7 +555,7 @@ def _instance_services(entities: pd.DataFrame) -> dict[str, str]:
     return dict(zip(rows["entity"].astype(str), rows["service"].astype(str), strict=True))
 
 
-def analyze(result: Any, scenario: sc.Scenario, hold: float | None = None) -> Analysis:
+def analyze(result: RunResult, scenario: sc.Scenario, hold: float | None = None) -> Analysis:
     """Analyse one run.
 
     Args:
@@ -578,20 +581,15 @@ def analyze(result: Any, scenario: sc.Scenario, hold: float | None = None) -> An
     )
     events = result.events
     downed = {f.target for f in scenario.faults if isinstance(f, sc.HostDownFault)}
-    dead = _events_between(events, DEATH_KINDS, start, end)
     users = _traffic(result, [CLIENT], bins)
     window = _incident_bins(bins, start, end)
-    finished = users.finished[window]
-    good = users.good[window]
-    latency_slo = scenario.slo_for(scenario.workload.entry).latency_p99
-    bad = int((finished - good).sum() + _over(users.hist[window], latency_slo).sum())
-    total = int(finished.sum())
+    bad, total = user_impact(users, window, scenario.slo_for(scenario.workload.entry).latency_p99)
     blast = BlastRadius(
         impacted=impacted,
         beyond_targets=beyond,
         count=len(beyond),
         fraction=len(beyond) / len(scenario.services),
-        impacted_hosts=tuple(sorted(set(dead["host"]) & {h.name for h in scenario.hosts})),
+        impacted_hosts=impacted_hosts(events, [h.name for h in scenario.hosts], start, end),
         user_impact_fraction=bad / total if total else 0.0,
         user_impact_requests=bad,
         collateral_kills=collateral_kills(events, result.entities, targets, downed, start, end),
@@ -600,8 +598,6 @@ def analyze(result: Any, scenario: sc.Scenario, hold: float | None = None) -> An
     )
 
     recovery_from = trigger_end if trigger_end is not None else start
-    with np.errstate(invalid="ignore", divide="ignore"):
-        error_rates = np.where(finished > 0, (finished - good) / finished, 0.0)
     recovery = Recovery(
         recovered=recovered,
         recovered_at=recovered_at,
@@ -614,7 +610,7 @@ def analyze(result: Any, scenario: sc.Scenario, hold: float | None = None) -> An
         metastable=metastable_verdict(trigger_end, recovered_at, hold, run_end),
         hold=hold,
         goodput_lost=goodput_lost(users.good, bins.spans, window),
-        peak_error_rate=float(error_rates.max()) if len(error_rates) else 0.0,
+        peak_error_rate=peak_error_rate(users, window),
         restarts=len(_events_between(events, ["restart"], recovery_from, end)),
         oom_kills=len(_events_between(events, ["oom_kill"], recovery_from, end)),
     )
@@ -626,6 +622,33 @@ def analyze(result: Any, scenario: sc.Scenario, hold: float | None = None) -> An
         timeline=timeline(result, scenario, slo),
         reasons=failure_reasons(result.failures),
     )
+
+
+def user_impact(users: _Traffic, window: slice, latency_slo: float) -> tuple[int, int]:
+    """``(bad, finished)`` user requests in the incident's bins.
+
+    Bad: failed, or successful but slower than ``latency_slo`` (by their histogram bucket's
+    value, as the SLO's p99 reads it).
+    """
+    finished = users.finished[window]
+    failed = int((finished - users.good[window]).sum())
+    return failed + int(_over(users.hist[window], latency_slo).sum()), int(finished.sum())
+
+
+def peak_error_rate(users: _Traffic, window: slice) -> float:
+    """The highest per-bin share of failed user requests in the incident's bins (0 if none)."""
+    finished = users.finished[window]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.where(finished > 0, (finished - users.good[window]) / finished, 0.0)
+    return float(rates.max()) if len(rates) else 0.0
+
+
+def impacted_hosts(
+    events: pd.DataFrame, hosts: Iterable[str], start: float, end: float
+) -> tuple[str, ...]:
+    """Hosts where a process died in ``[start, end]`` (an event of :data:`DEATH_KINDS`)."""
+    dead = _events_between(events, DEATH_KINDS, start, end)
+    return tuple(sorted(set(dead["host"]) & set(hosts)))
 
 
 def goodput_lost(good: np.ndarray, spans: np.ndarray, window: slice) -> float:
@@ -738,7 +761,7 @@ class _Entry:
     cause: int | None = None
 
 
-def timeline(result: Any, scenario: sc.Scenario, slo: pd.DataFrame) -> pd.DataFrame:
+def timeline(result: RunResult, scenario: sc.Scenario, slo: pd.DataFrame) -> pd.DataFrame:
     """The incident timeline: what happened, in order, each entry linked to its likely cause.
 
     Entries come from the event log (faults, the kernel's OOM kills and panics, the kubelet's
@@ -793,26 +816,25 @@ def timeline(result: Any, scenario: sc.Scenario, slo: pd.DataFrame) -> pd.DataFr
 
 
 def _link(entries: list[_Entry], graph: nx.DiGraph[str]) -> None:
-    """Set each entry's cause (see :func:`timeline`)."""
+    """Set each entry's cause (see :func:`timeline`).
+
+    Earlier entries are indexed by kind and by subject, service and host, so each entry finds
+    its cause without scanning the whole timeline (a flapping breaker in a long run makes
+    thousands of entries).
+    """
     reach = {
         s: _Reach(
             {s, *nx.descendants(graph, s)}, {s, *nx.ancestors(graph, s), *nx.descendants(graph, s)}
         )
         for s in graph
     }
+    seen: dict[tuple[str, str, str], dict[str, int]] = {}
+    """(kind, "key" | "service" | "host", its value) -> subject key -> latest entry index."""
     for index, entry in enumerate(entries):
-        allowed = CAUSES[entry.kind]
-        best: tuple[int, int] | None = None  # (scope, index): the closest, then the latest
-        for earlier in range(index - 1, -1, -1):
-            candidate = entries[earlier]
-            if candidate.kind not in allowed:
-                continue
-            scope = _scope(candidate, entry, reach)
-            if scope is not None and (best is None or scope < best[0]):
-                best = (scope, earlier)
-                if scope == 0:
-                    break
-        entry.cause = None if best is None else best[1]
+        entry.cause = _cause(entry, seen, reach.get(entry.service or ""))
+        for scope, value in (("key", entry.key), ("service", entry.service), ("host", entry.host)):
+            if value is not None:
+                seen.setdefault((entry.kind, scope, value), {})[entry.key] = index
 
 
 @dataclass(frozen=True)
@@ -825,22 +847,33 @@ class _Reach:
     """Itself, its callers and what it calls, transitively."""
 
 
-def _scope(cause: _Entry, entry: _Entry, reach: dict[str, _Reach]) -> int | None:
-    """How close a candidate cause is to an entry (lower is closer; ``None``: unrelated).
+def _cause(
+    entry: _Entry, seen: dict[tuple[str, str, str], dict[str, int]], related: _Reach | None
+) -> int | None:
+    """The latest earlier entry of an allowed kind, in the closest scope that has one.
 
-    0 the same subject; 1 the same service or one it calls; 2 the same host; 3 a fault on a
-    service connected to it in the call graph. An earlier entry of the same kind on the same
-    subject is a previous episode, not a cause.
+    Scopes, closest first: the same subject; the same service or one it calls; the same host;
+    a fault on a service connected to it in the call graph. An earlier entry of the same kind
+    on the same subject is a previous episode, not a cause.
     """
-    if cause.key == entry.key:
-        return None if cause.kind == entry.kind else 0
-    related = reach.get(entry.service or "")
-    if related is not None and cause.service in related.depends:
-        return 1
-    if entry.host is not None and cause.host == entry.host:
-        return 2
-    if related is not None and cause.kind == "fault_start" and cause.service in related.connected:
-        return 3
+    allowed = CAUSES[entry.kind]
+    faults = ("fault_start",) if "fault_start" in allowed else ()
+    scopes: tuple[tuple[str, Iterable[str], tuple[str, ...]], ...] = (
+        ("key", [entry.key], allowed),
+        ("service", related.depends if related else (), allowed),
+        ("host", [entry.host] if entry.host is not None else (), allowed),
+        ("service", related.connected if related else (), faults),
+    )
+    for scope, values, kinds in scopes:
+        found = [
+            index
+            for kind in kinds
+            for value in values
+            for key, index in seen.get((kind, scope, value), {}).items()
+            if not (kind == entry.kind and key == entry.key)
+        ]
+        if found:
+            return max(found)
     return None
 
 
@@ -957,7 +990,7 @@ def _instance_of(cgroup: str, instances: dict[str, str]) -> str | None:
     return None
 
 
-def _memory_entries(result: Any, instances: dict[str, str]) -> list[_Entry]:
+def _memory_entries(result: RunResult, instances: dict[str, str]) -> list[_Entry]:
     """A container, cgroup or host whose memory reaches :data:`MEMORY_NEAR_LIMIT` of its limit.
 
     Rising edges only, after the first bin: from ``memory_peak`` (the bin's highest usage) of an
@@ -1060,21 +1093,27 @@ def narrate(analysis: Analysis) -> list[str]:
     incident, blast, recovery = analysis.incident, analysis.blast, analysis.recovery
     lines = []
     if incident.targets or incident.faulted_hosts:
-        aimed = ", ".join([*incident.targets, *incident.faulted_hosts])
-        trigger = (
-            f"until {_at(incident.trigger_end)}"
-            if incident.trigger_end is not None
-            else "to the end of the run"
-        )
-        lines.append(f"Faults from {_at(incident.start)} {trigger}, aimed at {aimed}.")
+        aimed = ", ".join(incident.targets) or "no service"
+        if incident.faulted_hosts:
+            aimed += f" (faulted hosts: {', '.join(incident.faulted_hosts)})"
+        if incident.trigger_end is None:
+            when = f"Faults from {_at(incident.start)} to the end of the run"
+        elif incident.trigger_end == incident.start:
+            when = f"A fault at {_at(incident.start)} (instantaneous)"
+        else:
+            when = f"Faults from {_at(incident.start)} until {_at(incident.trigger_end)}"
+        lines.append(f"{when}, aimed at {aimed}.")
     else:
         lines.append("No fault is injected: the whole run is the incident window.")
     impacted = ", ".join(blast.impacted) or "none"
+    reach = (
+        "n/a (no other service within reach)"
+        if math.isnan(blast.containment)
+        else f"{blast.containment:.0%} of the reachable {', '.join(blast.potential)}"
+    )
     lines.append(
         f"Impacted services: {impacted}; blast radius {blast.count} beyond the targets "
-        f"({blast.fraction:.0%} of the services); containment "
-        + ("n/a" if math.isnan(blast.containment) else f"{blast.containment:.0%}")
-        + f" of {len(blast.potential)} reachable."
+        f"({blast.fraction:.0%} of the services); containment {reach}."
     )
     lines.append(
         f"Users: {blast.user_impact_fraction:.2%} of requests failed or were too slow during the "

@@ -381,7 +381,14 @@ def ui(
 # --------------------------------------------------------------------------- experiments
 
 ScenarioArgument = Annotated[str, typer.Argument(help="Scenario YAML file or catalogue name.")]
-Reps = Annotated[int, typer.Option(help="Replications per variant (and point): seeds N, N+1...")]
+Reps = Annotated[
+    int | None,
+    typer.Option(
+        help="Replications per variant (and point), on seeds N, N+1... (default: "
+        "sim.experiment.REPS, 5).",
+        show_default=False,
+    ),
+]
 Jobs = Annotated[
     int | None, typer.Option(help="Parallel workers for process and dask://local (default: cores).")
 ]
@@ -406,11 +413,12 @@ Json = Annotated[bool, typer.Option("--json", help="Print the statistics as JSON
 
 
 def _experiment_options(
-    reps: int, jobs: int | None, executor: str, hold: str | None
-) -> tuple[str, float | None]:
-    """Check the options every experiment shares; return the executor and the hold time."""
-    from sim.experiment import ExperimentError, check_executor
+    reps: int | None, jobs: int | None, executor: str, hold: str | None
+) -> tuple[int, str, float | None]:
+    """Check the options every experiment shares: the replications, executor and hold time."""
+    from sim.experiment import REPS, ExperimentError, check_executor
 
+    reps = REPS if reps is None else reps
     if reps < 1:
         _fail("--reps: must be at least 1")
     if jobs is not None and jobs < 1:
@@ -419,7 +427,7 @@ def _experiment_options(
         checked = check_executor(executor)
     except ExperimentError as exc:
         _fail(f"--executor: {exc}")
-    return checked, None if hold is None else _seconds("--hold", hold)
+    return reps, checked, None if hold is None else _seconds("--hold", hold)
 
 
 def _variant_list(scenario: Any, variants: str | None) -> list[str] | None:
@@ -492,7 +500,7 @@ def compare(
         str | None,
         typer.Option(help="Comma-separated variants, the reference first (default: all)."),
     ] = None,
-    reps: Reps = 5,
+    reps: Reps = None,
     jobs: Jobs = None,
     executor: ExecutorOption = "process",
     seed: Seed = None,
@@ -506,13 +514,13 @@ def compare(
 
     loaded = _with_duration(_load(scenario), duration)
     names = _variant_list(loaded, variants)
-    checked, hold_time = _experiment_options(reps, jobs, executor, hold)
+    count, checked, hold_time = _experiment_options(reps, jobs, executor, hold)
     comparison = _run_design(
         "replications",
         lambda progress: run_compare(
             loaded,
             names,
-            reps,
+            count,
             seed=seed,
             hold=hold_time,
             executor=checked,
@@ -523,14 +531,14 @@ def compare(
     )
     stats = comparison.stats
     if as_json:
-        header = {"scenario": loaded.name, "reference": comparison.reference, "reps": reps}
+        header = {"scenario": loaded.name, "reference": comparison.reference, "reps": count}
         _print_records(header, stats, "stats")
     else:
         shown = list(dict.fromkeys(stats["variant"]))
         table = Table(
             "metric",
             *shown,
-            title=f"{loaded.name}: mean ± 95% CI over {reps} seeds; Δ: paired difference "
+            title=f"{loaded.name}: mean ± 95% CI over {count} seeds; Δ: paired difference "
             f"with {comparison.reference} (* significant)",
         )
         for metric, rows in stats.groupby("metric", sort=False):
@@ -590,7 +598,7 @@ def sweep(
     variants: Annotated[
         str | None, typer.Option(help="Comma-separated variants (default: baseline).")
     ] = None,
-    reps: Reps = 5,
+    reps: Reps = None,
     jobs: Jobs = None,
     executor: ExecutorOption = "process",
     seed: Seed = None,
@@ -605,13 +613,13 @@ def sweep(
     loaded = _with_duration(_load(scenario), duration)
     names = _variant_list(loaded, variants)
     grid = _grid(loaded, param)
-    checked, hold_time = _experiment_options(reps, jobs, executor, hold)
+    count, checked, hold_time = _experiment_options(reps, jobs, executor, hold)
     result = _run_design(
         "replications",
         lambda progress: run_sweep(
             loaded,
             grid,
-            reps,
+            count,
             variants=names,
             seed=seed,
             hold=hold_time,
@@ -623,7 +631,7 @@ def sweep(
     )
     summary = result.summary
     if as_json:
-        header = {"scenario": loaded.name, "grid": grid, "reps": reps}
+        header = {"scenario": loaded.name, "grid": grid, "reps": count}
         _print_records(header, summary, "summary")
     else:
         shown = ["availability", "latency_p99", "recovered", "metastable", "time_to_recover"]
@@ -631,7 +639,7 @@ def sweep(
             "variant",
             *grid,
             *shown,
-            title=f"{loaded.name}: mean ± 95% CI over {reps} seeds per point",
+            title=f"{loaded.name}: mean ± 95% CI over {count} seeds per point",
         )
         keys = ["variant", *grid]
         for labels, rows in summary.groupby(keys, sort=False):

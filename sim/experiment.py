@@ -112,6 +112,9 @@ class ExperimentError(ValueError):
 
 # --------------------------------------------------------------------------- one replication
 
+Key = tuple[str, str, int]
+"""A replication's key in the tables: ``(variant, point, seed)``."""
+
 
 @dataclass(frozen=True)
 class Task:
@@ -141,7 +144,7 @@ class Task:
         return json.dumps(dict(self.point), sort_keys=True, default=str)
 
     @property
-    def key(self) -> tuple[str, str, int]:
+    def key(self) -> Key:
         """``(variant, point, seed)``: what identifies the replication in the output."""
         return self.variant, self.point_key, self.seed
 
@@ -280,7 +283,9 @@ class SerialExecutor(Executor):
 
 
 @contextmanager
-def open_executor(spec: str | Executor | None, jobs: int | None = None) -> Iterator[Executor]:
+def open_executor(
+    spec: str | Executor | None, jobs: int | None = None
+) -> Iterator[tuple[Executor, int]]:
     """The executor an experiment runs on (see the module docstring), shut down on exit.
 
     Args:
@@ -288,23 +293,27 @@ def open_executor(spec: str | Executor | None, jobs: int | None = None) -> Itera
             or an executor of your own (left running).
         jobs: parallel workers for ``process`` and ``dask://local`` (default: every core).
 
+    Yields:
+        The executor, and how many replications it runs at once (a Dask cluster's worker
+        threads; ``jobs`` otherwise).
+
     Raises:
         ExperimentError: an unknown executor, or a Dask cluster that cannot be reached.
     """
+    workers = jobs or os.cpu_count() or 1
     if isinstance(spec, Executor):
-        yield spec
+        yield spec, workers
         return
     spec = check_executor(spec)
-    workers = jobs or os.cpu_count() or 1
     if spec == "serial" or (spec == "process" and workers == 1):
-        yield SerialExecutor()
+        yield SerialExecutor(), 1
     elif spec == "process":
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            yield pool
+            yield pool, workers
     else:
-        with _dask_executor(spec.removeprefix("dask://"), workers) as executor:
-            yield executor
+        with _dask_executor(spec.removeprefix("dask://"), workers) as opened:
+            yield opened
 
 
 def check_executor(spec: str | None) -> str:
@@ -318,7 +327,7 @@ def check_executor(spec: str | None) -> str:
 
 
 @contextmanager
-def _dask_executor(address: str, workers: int) -> Iterator[Executor]:
+def _dask_executor(address: str, workers: int) -> Iterator[tuple[Executor, int]]:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -340,7 +349,8 @@ def _dask_executor(address: str, workers: int) -> Iterator[Executor]:
         raise ExperimentError(f"cannot reach the Dask cluster at {address}: {exc}") from None
     try:
         executor = client.get_executor(pure=False)  # type: ignore[no-untyped-call]
-        yield executor
+        threads = sum(client.nthreads().values())  # type: ignore[no-untyped-call]
+        yield executor, max(1, threads)
         executor.shutdown(wait=True)
     finally:
         client.close()  # type: ignore[no-untyped-call]
@@ -380,8 +390,11 @@ def plan(
         raise ExperimentError(f"reps must be at least 1, got {reps}")
     if not variants:
         raise ExperimentError("no variant to run")
+    if not points:
+        raise ExperimentError("no point to run (a swept path has no value)")
     first = scenario.seed if seed is None else seed
-    tasks = []
+    tasks: list[Task] = []
+    seen: set[Key] = set()
     for variant in variants:
         for point in points:
             if "seed" in point:
@@ -389,6 +402,9 @@ def plan(
                     "replications set the seeds: sweep no 'seed' (give the first seed and reps)"
                 )
             template = Task(scenario, variant, tuple(point.items()), 0, first, duration, hold)
+            if template.key in seen:
+                raise ExperimentError(f"variant {variant} at point {template.point_key} twice")
+            seen.add(template.key)
             template.prepared().with_variant(variant)
             tasks += [
                 Task(scenario, variant, template.point, rep, first + rep, duration, hold)
@@ -422,9 +438,9 @@ def execute_plan(
     events: dict[Key, pd.DataFrame] = {}
     report(len(tasks) - len(todo), len(tasks))
     last_write = time.monotonic()
-    with open_executor(executor, jobs) as pool:
-        window = 1 if isinstance(pool, SerialExecutor) else 2 * (jobs or os.cpu_count() or 1)
-        for task, outcome in _completed(pool, todo, window):
+    with open_executor(executor, jobs) as (pool, parallel):
+        # a few tasks queued per worker keep it busy; not all of them: each carries a scenario
+        for task, outcome in _completed(pool, todo, 1 if parallel == 1 else 2 * parallel):
             try:
                 row, events[task.key] = outcome.result()
             except Exception as exc:  # the worker itself died (a broken pool, a lost worker)
@@ -442,10 +458,6 @@ def execute_plan(
         runs[[_row_key(r) in planned for r in runs.to_dict("records")]].reset_index(drop=True),
         all_events[_event_keys(all_events).isin(planned).to_numpy()].reset_index(drop=True),
     )
-
-
-Key = tuple[str, str, int]
-"""A replication's key in the tables: ``(variant, point, seed)``."""
 
 
 def _completed(

@@ -16,6 +16,7 @@ freedom, which Welch's interval needs.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -134,16 +135,19 @@ def _clean(values: Sequence[float]) -> list[float]:
 
 
 def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
-    """The mean of ``values`` (NaN ignored) with a t interval on ``n - 1`` degrees of freedom."""
+    """The mean of ``values`` (NaN ignored) with a t interval on ``n - 1`` degrees of freedom.
+
+    Mean and variance are computed exactly (:mod:`statistics`), so identical values give the
+    value itself and an interval of zero width, not rounding noise.
+    """
     data = _clean(values)
     n = len(data)
     if n == 0:
         return Interval(0, math.nan, math.nan, math.nan, math.nan)
-    mean = math.fsum(data) / n
+    mean = statistics.mean(data)
     if n < 2:
         return Interval(n, mean, math.nan, math.nan, math.nan)
-    variance = math.fsum((v - mean) ** 2 for v in data) / (n - 1)
-    half = t_quantile(0.5 + confidence / 2.0, n - 1) * math.sqrt(variance / n)
+    half = t_quantile(0.5 + confidence / 2.0, n - 1) * math.sqrt(statistics.variance(data) / n)
     return Interval(n, mean, mean - half, mean + half, float(n - 1))
 
 
@@ -174,12 +178,12 @@ def unpaired_difference(
     a, b = _clean(treatment), _clean(reference)
     if not a or not b:
         return Interval(0, math.nan, math.nan, math.nan, math.nan)
-    mean = math.fsum(a) / len(a) - math.fsum(b) / len(b)
+    mean = statistics.mean(a) - statistics.mean(b)
     n = min(len(a), len(b))
     if len(a) < 2 or len(b) < 2:
         return Interval(n, mean, math.nan, math.nan, math.nan)
-    va = math.fsum((v - math.fsum(a) / len(a)) ** 2 for v in a) / (len(a) - 1) / len(a)
-    vb = math.fsum((v - math.fsum(b) / len(b)) ** 2 for v in b) / (len(b) - 1) / len(b)
+    va = statistics.variance(a) / len(a)  # exact: identical values have no spread at all
+    vb = statistics.variance(b) / len(b)
     spread = va + vb
     if spread == 0.0:
         return Interval(n, mean, mean, mean, math.nan)

@@ -21,6 +21,7 @@ from sim.analysis import (
     fault_targets,
     fault_window,
     metastable_verdict,
+    narrate,
     potential_reach,
     recovery_point,
     slo_windows,
@@ -476,4 +477,41 @@ def test_failure_reasons_are_the_top_three_per_class():
             "count": 1,
             "share": 0.1,
         },
+    ]
+
+
+def test_narration_states_the_figures_in_words():
+    """The narration states the figures in words.
+
+    What ``faultlab explain`` prints: the headline, the timeline with each cause's number, the
+    failure reasons.
+    """
+    failures = pd.DataFrame(
+        [("default", "payments", "reset", "dependency", 10)],
+        columns=["class", "where", "cause", "outcome", "count"],
+    )
+    result = _incident()
+    result.failures = failures
+    lines = narrate(analyze(result, _scenario()))
+    assert lines[:5] == [
+        "A fault at 10.000s (instantaneous), aimed at payments.",
+        "Impacted services: frontend, payments; blast radius 1 beyond the targets (25% of the "
+        "services); containment 50% of the reachable cart, frontend.",
+        "Users: 7.50% of requests failed or were too slow during the incident (12 requests); "
+        "collateral kills: 1.",
+        "Recovered at 26.000s, 16s after the trigger ended.",
+        "Verdict: metastable (hold 10s); peak error rate 50.0%, restarts 2, OOM kills 1 during "
+        "recovery.",
+    ]
+    assert (
+        lines[7]
+        == "  #0       5.000s  cart out of SLO over the last 5s: availability 80.00% < 90.00%"
+    )
+    assert lines[10] == (
+        "  #3      10.000s  payments-0 terminated (Error, exit code 137); load balancer: 0 of 1 "
+        "payments replicas  <- #2"
+    )
+    assert lines[-2:] == [
+        "Why requests failed:",
+        "  default: 10 failed; 100% reset at payments (users saw dependency)",
     ]

@@ -104,7 +104,7 @@ def test_explain_tells_the_incident():
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "three-tier, seed 1"
-    assert lines[1] == "Faults from 60.000s until 60.000s, aimed at payments."
+    assert lines[1] == "A fault at 60.000s (instantaneous), aimed at payments."
     assert (
         "  #1      60.000s  payments-0 terminated (Error, exit code 137); load balancer: 1 of 2 "
         "payments replicas  <- #0"

@@ -265,6 +265,12 @@ def test_bad_designs_fail_before_any_run():
         sweep(QUEUE, {"seed": [1]}, reps=1, executor="serial")
     with pytest.raises(ExperimentError, match="reps must be at least 1"):
         replicate(QUEUE, reps=0)
+    with pytest.raises(ExperimentError, match=r"variant mm1 at point \{\} twice"):
+        compare(QUEUE, ["mm1", "mm1"], reps=1, executor="serial")
+    with pytest.raises(ExperimentError, match="no point to run"):
+        sweep(QUEUE, {"services.server.workers": []}, reps=1, executor="serial")
+    with pytest.raises(ExperimentError, match="twice"):
+        sweep(QUEUE, {"services.server.workers": [4, 4]}, reps=1, executor="serial")
 
 
 def test_retry_storm_is_metastable_and_recovers_without_retries():

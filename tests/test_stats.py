@@ -96,6 +96,9 @@ def test_mean_interval_of_one_to_five():
     assert math.isnan(single.low)
     assert math.isnan(single.high)
     assert mean_interval([]).n == 0
+    same = mean_interval([0.2113489040, 0.2113489040, 0.2113489040])
+    assert (same.low, same.mean, same.high) == (0.211348904, 0.211348904, 0.211348904)
+    assert same.significant
 
 
 def test_paired_interval_is_tighter_than_welch_on_the_same_data():
