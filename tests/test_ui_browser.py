@@ -144,9 +144,8 @@ def _screenshot(page: Page, path: Path) -> None:
 
 def _wait_for_charts(page: Page, count: int) -> None:
     """Wait until ``count`` Plotly charts have drawn their SVG."""
-    page.wait_for_function(
-        f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {count}"
-    )
+    drawn = "Array.from(document.querySelectorAll('.js-plotly-plot'))"
+    page.wait_for_function(f"{drawn}.filter(p => p.querySelector('.main-svg')).length >= {count}")
 
 
 def test_explorer_compare_and_training_in_chromium(server: str, shots: Path) -> None:
@@ -181,6 +180,7 @@ def test_explorer_compare_and_training_in_chromium(server: str, shots: Path) -> 
             # Compare: two variants, two replications each, on two workers.
             page.get_by_role("link", name="Compare").click()
             page.get_by_role("heading", name="Compare: Three tiers and a crash").wait_for()
+            _idle(page)
             _choose(page, "Catalogue scenario", OOM)
             page.get_by_role("heading", name="Compare: memory.oom.group").wait_for()
             variants = page.locator('[data-testid="stMultiSelect"]')
@@ -197,6 +197,8 @@ def test_explorer_compare_and_training_in_chromium(server: str, shots: Path) -> 
 
             # Training: a lesson, predictions locked in, run, revealed.
             page.get_by_role("link", name="Training").click()
+            page.get_by_role("heading", name="Lesson: Three tiers and a crash").wait_for()
+            _idle(page)
             _choose(page, "Catalogue scenario", LESSON)
             page.get_by_role("heading", name=f"Lesson: {load_scenario(LESSON).title}").wait_for()
             _idle(page)

@@ -96,7 +96,8 @@ def test_training_flow_records_predictions_and_reveals(lesson_runs: pd.DataFrame
         at.radio(key=f"{PREFIX}.q.{key}").set_value(value)
     at.button(key=f"FormSubmitter:{PREFIX}.predict-Lock in my predictions").click().run()
     assert at.session_state[f"{PREFIX}.predictions"] == predictions
-    assert at.radio(key=f"{PREFIX}.q.oom").disabled
+    assert not at.radio, "locked predictions are text, no longer choices"
+    assert "kill a process? **Yes**" in at.markdown[2].value
 
     at.number_input(key="training.jobs").set_value(2)
     at.button(key=f"FormSubmitter:{PREFIX}.run-Run the lesson").click().run()

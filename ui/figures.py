@@ -1003,6 +1003,7 @@ def kpi_bars(stats: pd.DataFrame, metrics: Mapping[str, str]) -> go.Figure:
             row=index // cols + 1,
             col=index % cols + 1,
         )
+    fig.update_yaxes(rangemode="tozero")
     fig.update_layout(
         title={"text": "Means with 95% confidence intervals", "x": 0.0},
         template=TEMPLATE,

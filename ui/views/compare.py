@@ -149,7 +149,7 @@ def _compare(
         bar.progress(done / total, text=f"{done} of {total} replications done")
 
     try:
-        with open_executor("process", jobs) as pool:
+        with open_executor("process", jobs) as (pool, _):
             first = {v: pool.submit(run, scenario, v, seed, duration=duration) for v in variants}
             comparison = compare(
                 scenario,
@@ -158,6 +158,7 @@ def _compare(
                 seed=seed,
                 duration=duration,
                 executor=pool,
+                jobs=jobs,
                 progress=progress,
             )
             runs_of_first = {variant: future.result() for variant, future in first.items()}

@@ -126,32 +126,25 @@ def page() -> None:
 
 
 def _predict(lesson: lessons.Lesson, prefix: str) -> dict[str, str] | None:
-    """The questions in a form; the locked-in predictions, or ``None`` before they are."""
-    key = f"{prefix}.predictions"
-    locked: dict[str, str] | None = st.session_state.get(key)
+    """The questions in a form; the locked-in predictions, or ``None`` before they are.
+
+    Once locked in, the form gives way to the predictions as text: they cannot change.
+    """
+    locked: dict[str, str] | None = st.session_state.get(f"{prefix}.predictions")
+    if locked is not None:
+        st.markdown("\n".join(f"- {q.text} **{locked[q.key]}**" for q in lesson.questions))
+        st.success("Predictions locked in. Now run the scenario.", icon=":material/lock:")
+        return locked
     with st.form(f"{prefix}.predict"):
         for q in lesson.questions:
-            st.radio(
-                q.text,
-                q.options,
-                index=None if locked is None else q.options.index(locked[q.key]),
-                key=f"{prefix}.q.{q.key}",
-                disabled=locked is not None,
-            )
+            st.radio(q.text, q.options, index=None, key=f"{prefix}.q.{q.key}")
         st.form_submit_button(
-            "Lock in my predictions",
-            type="primary",
-            disabled=locked is not None,
-            on_click=_lock,
-            args=(lesson, prefix),
+            "Lock in my predictions", type="primary", on_click=_lock, args=(lesson, prefix)
         )
-    locked = st.session_state.get(key)
     missing = st.session_state.pop(f"{prefix}.missing", 0)
     if missing:
         st.warning(f"Answer every question first ({missing} left).")
-    if locked is not None:
-        st.success("Predictions locked in. Now run the scenario.", icon=":material/lock:")
-    return locked
+    return None
 
 
 def _lock(lesson: lessons.Lesson, prefix: str) -> None:
@@ -200,7 +193,7 @@ def _run_step(scenario: Scenario, prefix: str, locked: bool) -> None:
         bar.progress(done / total, text=f"{done} of {total} designs run")
 
     try:
-        with open_executor("process", int(jobs)) as pool:
+        with open_executor("process", int(jobs)) as (pool, _):
             full = pool.submit(run, scenario, BASELINE, int(seed), duration=float(duration))
             comparison = compare(
                 scenario,
@@ -209,6 +202,7 @@ def _run_step(scenario: Scenario, prefix: str, locked: bool) -> None:
                 seed=int(seed),
                 duration=float(duration),
                 executor=pool,
+                jobs=int(jobs),
                 progress=progress,
             )
             baseline = full.result()
