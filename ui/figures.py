@@ -1096,8 +1096,8 @@ def sweep_heatmap(
         y: the swept path along y, or ``None`` for a one-parameter sweep.
         title: the figure's title.
         colorscale: a Plotly colour scale name.
-        share: the metric is a share of replications (metastable, recovered): colours span 0..1
-            and cells read as percentages.
+        share: the metric is a fraction (a share of replications such as metastable, or an
+            availability): colours span 0..1 and cells read as percentages.
 
     Returns:
         The figure, each cell annotated with its mean and the number of replications.
@@ -1137,4 +1137,6 @@ def sweep_heatmap(
     )
     if not len(part):
         _empty(fig, f"no {metric} in this sweep")
+    elif part["mean"].isna().all():
+        _empty(fig, f"{metric} is undefined in every cell")
     return fig

@@ -35,9 +35,10 @@ HEATMAPS = (
     ("blast_radius", "Blast radius (services beyond the targets)", "Reds", False),
     ("time_to_recover", "Time to recover after the trigger (s)", "Oranges", False),
     ("metastable", "Metastability map: share of replications metastable", "Reds", True),
-    ("availability", "Availability (users)", "RdYlGn", False),
+    ("availability", "Availability (users)", "RdYlGn", True),
 )
-# The heatmaps drawn: metric, title, colour scale, and whether it is a share of runs.
+# The heatmaps drawn: metric, title, colour scale, and whether it is a fraction (coloured over
+# 0..1 and written in percent: a share of runs, or availability).
 
 
 @dataclass(frozen=True)
