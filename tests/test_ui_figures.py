@@ -180,10 +180,15 @@ def test_fault_markers_are_vertical_lines_at_fault_times(result: RunResult) -> N
             {"recovered": True, "time_to_recover": 0.25, "metastable": None},
             ["100.000%", "1.25 s", "— (—)", "—", "250 ms", "undecided", "—", "—", "—"],
         ),
+        (
+            {"availability": 1.0, "latency_p99": 0.05, "restarts": 2},
+            None,
+            ["100.000%", "50 ms", "— (—)", "—", "—", "—", "—", "—", "2"],
+        ),
     ],
 )
 def test_kpi_formats(
-    summary: dict[str, object], headline: dict[str, object], expected: list[str]
+    summary: dict[str, object], headline: dict[str, object] | None, expected: list[str]
 ) -> None:
     """Availability to 0.001%, latency in ms below 1 s, shares in whole percent.
 

@@ -129,3 +129,23 @@ def test_training_flow_records_predictions_and_reveals(lesson_runs: pd.DataFrame
     assert printed.endswith("db-a Rebooting in 30 seconds..")
     labels = [b.label for b in at.get("download_button")]
     assert labels[-1] == "Scenario YAML"
+
+
+def test_predictions_need_every_answer_and_a_lesson_can_start_over() -> None:
+    """Locking in with a question unanswered warns and keeps the form; starting over clears."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/training.py").run()
+    at.selectbox(key="training.lesson").set_value(LESSON).run()
+    at.radio(key=f"{PREFIX}.q.oom").set_value("No")
+    at.button(key=f"FormSubmitter:{PREFIX}.predict-Lock in my predictions").click().run()
+    assert not at.exception
+    assert [w.value for w in at.warning] == ["Answer every question first (3 left)."]
+    assert f"{PREFIX}.predictions" not in at.session_state
+    for key, value in {"recovery": lessons.RECOVERY[0], "blast": "1", "best": "baseline"}.items():
+        at.radio(key=f"{PREFIX}.q.{key}").set_value(value)
+    at.button(key=f"FormSubmitter:{PREFIX}.predict-Lock in my predictions").click().run()
+    assert at.session_state[f"{PREFIX}.predictions"]["oom"] == "No"
+    at.button(key="training.restart").click().run()
+    assert f"{PREFIX}.predictions" not in at.session_state
+    assert [r.value for r in at.radio] == [None, None, None, None]

@@ -67,7 +67,9 @@ def format_share(fraction: Any) -> str:
 
 def format_recovery(headline: dict[str, Any]) -> str:
     """Time to recover from the trigger's end; ``not recovered``; a dash when undefined."""
-    if not headline.get("recovered"):
+    if "recovered" not in headline:
+        return MISSING
+    if not headline["recovered"]:
         return "not recovered"
     return format_seconds(headline.get("time_to_recover"))
 
@@ -76,17 +78,19 @@ VERDICTS = {True: "metastable", False: "not metastable", None: "undecided"}
 """The metastability verdict of :class:`sim.analysis.Recovery` in words."""
 
 
-def headline_kpis(summary: dict[str, Any], headline: dict[str, Any]) -> list[Kpi]:
+def headline_kpis(summary: dict[str, Any], headline: dict[str, Any] | None = None) -> list[Kpi]:
     """The KPI row of a run, in display order.
 
     Args:
         summary: ``RunResult.summary``.
-        headline: :meth:`sim.analysis.Analysis.headline` of the same run.
+        headline: :meth:`sim.analysis.Analysis.headline` of the same run; without it (a saved
+            run that was not analysed) the analysis' KPIs read as a dash.
 
     Returns:
         Availability, p99 latency, blast radius, containment, time to recover, the
         metastability verdict, OOM kills, evictions, restarts.
     """
+    headline = headline or {}
     metastable = headline.get("metastable")
     return [
         Kpi(
@@ -121,7 +125,9 @@ def headline_kpis(summary: dict[str, Any], headline: dict[str, Any]) -> list[Kpi
         ),
         Kpi(
             "Verdict",
-            VERDICTS.get(None if metastable is None else bool(metastable), MISSING),
+            VERDICTS[None if metastable is None else bool(metastable)]
+            if "metastable" in headline
+            else MISSING,
             "Metastable: the trigger ended and an SLO still failed a hold time later "
             f"({format_seconds(headline.get('hold'))}); undecided when the trigger never ended "
             "or the run stopped too soon.",
