@@ -62,6 +62,18 @@ def test_latency_is_drawn_in_milliseconds(result: RunResult) -> None:
     assert fig.layout.yaxis.title.text == "p99 latency (ms)"
 
 
+def test_ready_instances_show_the_crash_and_the_restart(result: RunResult) -> None:
+    """Payments drops to one ready instance at the crash, and is back to two after the restart."""
+    fig = figures.ready_instances(result.timeseries)
+    payments = next(trace for trace in fig.data if trace.name == "payments")
+    ready = dict(zip(payments.x, payments.y, strict=True))
+    # Which bin shows the crash at 60 s depends on when in the bin a gauge is sampled.
+    assert ready[55.0] == 2
+    assert min(ready[t] for t in (59.0, 60.0, 61.0)) == 1
+    assert ready[67.0] == 2
+    assert payments.line.shape == "hv"
+
+
 def test_instance_states_show_the_crash_and_the_restart(result: RunResult) -> None:
     """Payments drops to one ready instance at the crash and is back to two after the restart.
 
@@ -116,6 +128,7 @@ def test_empty_timeseries_say_why_they_are_empty() -> None:
     for fig in (
         figures.throughput_by_outcome(empty),
         figures.latency_p99_by_service(empty),
+        figures.ready_instances(empty),
         figures.instance_states(empty),
         figures.breaker_states(empty),
         figures.concurrency_limits(empty),

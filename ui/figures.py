@@ -220,6 +220,32 @@ def latency_p99_by_service(
     return fig
 
 
+def ready_instances(timeseries: pd.DataFrame, services: Sequence[str] | None = None) -> go.Figure:
+    """Ready instances (load-balancer members) of each service over time, as steps.
+
+    The one-chart overview (the HTML report's); :func:`instance_states` breaks each service
+    down by container state.
+
+    Args:
+        timeseries: the tidy ``t, entity, metric, value`` table of a run.
+        services: which services, in legend order; default every service of the run.
+
+    Returns:
+        The figure, y in instances.
+    """
+    fig = _service_lines(timeseries, services, "instances.ready", steps=True)
+    _layout(fig, "Ready instances per service", "ready instances")
+    fig.update_yaxes(tickformat="d", dtick=1 if _max_value(fig) <= 10 else None)
+    if not fig.data:
+        _empty(fig, "no instance states recorded")
+    return fig
+
+
+def _max_value(fig: go.Figure) -> float:
+    values = [v for trace in fig.data for v in trace.y if v is not None and not math.isnan(v)]
+    return max(values, default=0.0)
+
+
 INSTANCE_STATES: dict[str, str] = {
     "running": "#2ca02c",
     "starting": "#1f77b4",
@@ -289,8 +315,7 @@ def instance_states(timeseries: pd.DataFrame, services: Sequence[str] | None = N
             col=col,
         )
     _layout(fig, "Instances per service by state (dashed: ready)", "instances")
-    most = max((max(trace.y, default=0) for trace in fig.data), default=0)
-    fig.update_yaxes(tickformat="d", dtick=1 if most <= 10 else None)
+    fig.update_yaxes(tickformat="d", dtick=1 if _max_value(fig) <= 10 else None)
     fig.update_layout(
         legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
         margin={"b": 40, "t": 70},
