@@ -259,3 +259,22 @@ def test_valid_upload_runs(app: AppTest, minimal_scenario_yaml: str) -> None:
         load_scenario_text(minimal_scenario_yaml, "minimal.yaml"), duration=40.0
     )
     assert _shown(app) == _kpis(expected)
+
+
+def test_every_catalogue_scenario_opens_on_every_page(app: AppTest) -> None:
+    """Each catalogue scenario draws its explorer form, comparison and sweep forms and lesson."""
+    names = app.selectbox(key="explorer.catalogue").options
+    for name in names:
+        _choose(app, name)
+        assert not app.exception, name
+        assert app.button(key="FormSubmitter:explorer.run-Run"), name
+    for page, key in (
+        ("views/compare.py", "compare.catalogue"),
+        ("views/sweep.py", "sweep.catalogue"),
+        ("views/training.py", "training.lesson"),
+    ):
+        app.switch_page(page).run()
+        for name in names:
+            app.selectbox(key=key).set_value(name).run()
+            assert not app.exception, (page, name)
+            assert not app.error, (page, name)
