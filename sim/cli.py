@@ -352,6 +352,32 @@ def bench(
         )
 
 
+@app.command()
+def ui(
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port to serve on (default: 8501).")
+    ] = None,
+) -> None:
+    """Start the Streamlit app: Explorer, Compare, Sweep and Training (as `make ui` does)."""
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("streamlit") is None:
+        _fail("the app needs Streamlit: pip install 'faultlab[ui]'")
+    import ui as app_package
+
+    script = Path(app_package.__file__).resolve().parent / "app.py"
+    command = [sys.executable, "-m", "streamlit", "run", str(script)]
+    if port is not None:
+        command += ["--server.port", str(port)]
+    try:
+        # From the checkout's root, so that its .streamlit/config.toml applies.
+        code = subprocess.call(command, cwd=script.parent.parent)
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
+
+
 # --------------------------------------------------------------------------- experiments
 
 ScenarioArgument = Annotated[str, typer.Argument(help="Scenario YAML file or catalogue name.")]

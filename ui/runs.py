@@ -1,16 +1,24 @@
-"""Scenario loading and cached runs for the pages; the only place the UI calls the model.
+"""Scenario loading, cached runs and exports for the pages; the only place the UI runs the model.
 
-Runs are cached with ``st.cache_data``, keyed on the scenario's ``model_dump_json()`` (so a
-catalogue entry and an uploaded file with the same content share a cache entry, and an edited
-file does not hit a stale one), the variant, the seed and the duration.
+A run is :func:`sim.experiment.run`: the :class:`~sim.recorder.RunResult` with its analysis
+(:mod:`sim.analysis`) and the scenario as run. Runs are cached with ``st.cache_data`` keyed on
+the frozen scenario's content (``model_dump_json()``: a catalogue entry and an uploaded file with
+the same content share an entry, an edited file never hits a stale one), the variant, the seed,
+the run length and the knobs' overrides.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
 import streamlit as st
+import yaml
 
 import scenarios
-from sim import RunResult, Scenario, ScenarioError, load_scenario, run
+from sim import Scenario, ScenarioError, experiment, load_scenario
 from sim.scenario import Problem, load_scenario_text
 
 
@@ -40,19 +48,88 @@ def scenario_key(scenario: Scenario) -> str:
     return scenario.model_dump_json()
 
 
+def variants(scenario: Scenario) -> list[str]:
+    """The variants a page offers: :data:`sim.experiment.BASELINE` (as written) first."""
+    return [experiment.BASELINE, *(v for v in scenario.variants if v != experiment.BASELINE)]
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def _run_cached(
-    key: str, _scenario: Scenario, variant: str | None, seed: int | None, duration: float | None
-) -> RunResult:
+    key: str,
+    _scenario: Scenario,
+    variant: str,
+    seed: int | None,
+    duration: float | None,
+    overrides: str,
+) -> experiment.Run:
     # ``_scenario`` is left out of the hash (leading underscore); ``key`` stands for it.
-    return run(_scenario, variant=variant, seed=seed, duration=duration)
+    return experiment.run(
+        _scenario, variant, seed, duration=duration, overrides=json.loads(overrides)
+    )
 
 
 def cached_run(
     scenario: Scenario,
-    variant: str | None = None,
+    variant: str = experiment.BASELINE,
     seed: int | None = None,
     duration: float | None = None,
-) -> RunResult:
-    """:func:`sim.run`, cached on (scenario content, variant, seed, duration)."""
-    return _run_cached(scenario_key(scenario), scenario, variant, seed, duration)
+    overrides: Mapping[str, Any] | None = None,
+) -> experiment.Run:
+    """:func:`sim.experiment.run`, cached on (scenario, variant, seed, duration, overrides).
+
+    Raises:
+        sim.ScenarioError: the variant or an override makes the scenario invalid.
+    """
+    encoded = json.dumps(dict(overrides or {}))
+    return _run_cached(scenario_key(scenario), scenario, variant, seed, duration, encoded)
+
+
+def scenario_yaml(
+    scenario: Scenario,
+    variant: str = experiment.BASELINE,
+    edits: Mapping[str, Any] | None = None,
+) -> str:
+    """The scenario as YAML, with a variant's overlay and ``edits`` (dotted paths) applied.
+
+    Written from the validated model (fields left at the schema's defaults omitted), so it loads
+    back to the same scenario; numbers are in base units (bytes, seconds, per second), which the
+    format accepts. A header says which variant and edits were applied.
+
+    Raises:
+        sim.ScenarioError: an edit makes the scenario invalid.
+    """
+    edited = scenario.with_variant(variant)
+    if edits:
+        edited = edited.with_overrides(edits)
+    data = edited.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    header = [f"# {edited.name}, exported by faultlab's Streamlit app."]
+    header += ["# Numbers are in base units: bytes, seconds, requests per second."]
+    if variant != experiment.BASELINE:
+        header.append(f"# Variant {variant!r} applied.")
+    if edits:
+        header.append("# Edits applied:")
+        header += [f"#   {path}: {json.dumps(value)}" for path, value in edits.items()]
+    body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return "\n".join(header) + "\n" + body
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes multi-line strings (the Markdown narrative) as ``|`` blocks."""
+
+
+def _string(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _string)
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """A table as Parquet file content (for a download button)."""
+    return frame.to_parquet(index=False)
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """A table as CSV text (for a download button)."""
+    return frame.to_csv(index=False)

@@ -1,1 +1,1 @@
-"""The app's pages, one module each, each with a ``page()`` function."""
+"""The app's pages: one script each, defining ``page()`` and calling it when run as the page."""

@@ -1,152 +1,164 @@
-"""The what-if explorer: pick or upload a scenario, set the run, press Run, see what broke.
+"""The what-if explorer: pick or upload a scenario, turn its knobs, press Run, see what broke.
 
-The sidebar holds the inputs (scenario source, then the run form generated from
-:data:`ui.widgets.RUN_KNOBS`); the main area shows the scenario's narrative, then the last run's
-KPIs, charts, event log, failure causes and downloads, then the session's run history.
+The sidebar holds the inputs: the scenario source, the variant, then the run form: seed,
+duration and the scenario's knobs, generated from the schema (:mod:`ui.knobs`), with pattern
+toggles. The main area shows the scenario's narrative, then the last run: KPIs (from
+:mod:`sim.analysis`), time series, the topology coloured by impact, the incident timeline with
+the kernel's and the kubelet's lines, why requests failed, downloads; then the pinned runs
+overlaid, and the session's run history.
 
 Session state (all keys prefixed ``explorer.``):
-    - ``explorer.result``: ``(scenario key, RunResult)`` of the last run; shown while the
-      selected scenario's content is the one that was run.
-    - ``explorer.history``: summaries of the session's runs, newest first, at most
+    - ``explorer.result``: the last :class:`Shown` run; drawn while the selected scenario's
+      content is the one that was run.
+    - ``explorer.history``: one row per run of the session, newest first, at most
       :data:`HISTORY_LENGTH`.
+    - ``explorer.pinned``: label -> pinned :class:`Shown` runs, overlaid on one chart.
+    - ``explorer.counter``: how many runs the session made (the runs' numbers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from sim import RunResult, Scenario, ScenarioError
+from sim import Scenario, ScenarioError
+from sim.analysis import narrate
+from sim.experiment import Run
+from sim.scenario import placements
 from ui import figures, kpis, runs
-from ui.widgets import NO_VARIANT, RUN_KNOBS, render_knobs
+from ui.knobs import overrides, scenario_knobs
+from ui.views import shared
+from ui.widgets import RUN_KNOBS, VARIANT, render_field_knobs, render_knobs
 
-CATALOGUE = "Catalogue"
-UPLOAD = "Upload YAML"
-HISTORY_LENGTH = 10
+HISTORY_LENGTH = 20
 RESULT_KEY = "explorer.result"
 HISTORY_KEY = "explorer.history"
+PINNED_KEY = "explorer.pinned"
+COUNTER_KEY = "explorer.counter"
 
-FEATURED = "three-tier"
-"""The catalogue scenario the explorer opens with."""
+
+@dataclass(frozen=True)
+class Shown:
+    """A run as the explorer keeps it: what was asked, and what came back.
+
+    Attributes:
+        label: ``#3 three-tier/baseline seed 1`` (``+2 edits`` when knobs were changed).
+        key: the content key of the base scenario (:func:`ui.runs.scenario_key`).
+        scenario: the base scenario (before the variant and the edits).
+        variant: the variant run.
+        edits: the knobs' overrides.
+        run: the run and its analysis.
+    """
+
+    label: str
+    key: str
+    scenario: Scenario
+    variant: str
+    edits: dict[str, Any]
+    run: Run
 
 
 def page() -> None:
     """Draw the explorer."""
     with st.sidebar:
-        picked = _pick_scenario()
+        st.header("Scenario")
+        picked = shared.pick_scenario("explorer")
         scenario = picked if isinstance(picked, Scenario) else None
-        request = _run_form(scenario) if scenario is not None else None
+        request = None
+        if scenario is not None:
+            variant = render_knobs([VARIANT], scenario, key_prefix=f"explorer.{scenario.name}")
+            request = _run_form(scenario, variant["variant"])
     if scenario is None:
-        st.title("What-if explorer")
-        if isinstance(picked, ScenarioError):
-            st.subheader(_count(len(picked.problems), "problem") + " in the scenario")
-            _show_problems(picked)
-        else:
-            st.info("Pick a scenario from the catalogue or upload a YAML file in the sidebar.")
+        shared.no_scenario(picked, "What-if explorer")
         return
-    _show_scenario(scenario)
+    st.title(scenario.title or scenario.name)
+    st.caption(shared.scenario_caption(scenario))
+    with st.expander("Narrative", icon=":material/menu_book:"):
+        st.markdown(scenario.description or "_This scenario has no narrative._")
     key = runs.scenario_key(scenario)
-    if request is not None:
+    if isinstance(request, ScenarioError):
+        shared.show_problems(request)
+    elif request is not None:
         _run(scenario, key, request)
-    stored = st.session_state.get(RESULT_KEY)
-    if stored is not None and stored[0] == key:
-        _show_result(stored[1])
+    stored: Shown | None = st.session_state.get(RESULT_KEY)
+    if stored is not None and stored.key == key:
+        _show_result(stored)
+    _show_pinned()
     _show_history()
 
 
-def _pick_scenario() -> Scenario | ScenarioError | None:
-    """The scenario source widgets: the chosen scenario, why it is invalid, or ``None``."""
-    st.header("Scenario")
-    source = st.radio("Source", [CATALOGUE, UPLOAD], horizontal=True, key="explorer.source")
-    if source == CATALOGUE:
-        names = runs.catalogue()
-        if not names:
-            return None
-        first = names.index(FEATURED) if FEATURED in names else 0
-        name = st.selectbox("Catalogue scenario", names, index=first, key="explorer.catalogue")
-        return _load(lambda: runs.catalogue_scenario(name))
-    uploaded = st.file_uploader(
-        "Scenario YAML", type=["yaml", "yml"], key="explorer.upload", max_upload_size=5
-    )
-    if uploaded is None:
-        st.caption("A scenario file in faultlab's YAML format; problems are listed one per line.")
-        return None
-    return _load(lambda: runs.uploaded_scenario(uploaded.name, uploaded.getvalue()))
+def _run_form(scenario: Scenario, variant: str) -> dict[str, Any] | ScenarioError | None:
+    """The run form; the run's arguments when Run was pressed, else ``None``.
 
-
-def _load(loader: Callable[[], Scenario]) -> Scenario | ScenarioError:
+    The knobs start from the variant's values; a variant that does not apply is returned as
+    its problems.
+    """
     try:
-        return loader()
+        shown = scenario.with_variant(variant)
     except ScenarioError as exc:
         return exc
-
-
-def _show_problems(exc: ScenarioError) -> None:
-    """One ``st.error`` per problem line (``file:line:col: path: message``), no traceback."""
-    for line in str(exc).splitlines():
-        st.error(line, icon=":material/error:")
-
-
-def _run_form(scenario: Scenario) -> dict[str, Any] | None:
-    """The run form; the :func:`sim.run` arguments when Run was pressed, else ``None``."""
+    knobs = scenario_knobs(shown)
     with st.form("explorer.run"):
         st.subheader("Run")
-        values = render_knobs(RUN_KNOBS, scenario, key_prefix=f"explorer.{scenario.name}")
+        prefix = f"explorer.{scenario.name}"
+        values = render_knobs(RUN_KNOBS, scenario, key_prefix=prefix)
+        st.caption("Scenario knobs (from the schema; pattern toggles switch a block on or off)")
+        widgets = render_field_knobs(knobs, key_prefix=f"{prefix}.{variant}")
         pressed = st.form_submit_button("Run", type="primary", width="stretch")
-    return values if pressed else None
-
-
-def _show_scenario(scenario: Scenario) -> None:
-    st.title(scenario.title or scenario.name)
-    variants = ", ".join(scenario.variants) or "none"
-    st.caption(
-        f"`{scenario.name}` · {float(scenario.duration):g} s simulated · seed {scenario.seed} · "
-        f"{_count(len(scenario.hosts), 'host')} · {_count(len(scenario.services), 'service')} · "
-        f"{_count(len(scenario.faults), 'fault')} · variants: {variants}"
-    )
-    with st.expander("Narrative", icon=":material/menu_book:"):
-        st.markdown(scenario.description or "_This scenario has no narrative._")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+    if not pressed:
+        return None
+    return values | {"variant": variant, "overrides": overrides(knobs, widgets)}
 
 
 def _run(scenario: Scenario, key: str, request: dict[str, Any]) -> None:
     duration = request.get("duration") or scenario.duration
     try:
         with st.spinner(f"Running {scenario.name} for {float(duration):g} s of simulated time…"):
-            result = runs.cached_run(scenario, **request)
-    except ScenarioError as exc:
-        _show_problems(exc)
+            run = runs.cached_run(scenario, **request)
+    except Exception as exc:  # the UI's boundary: bad input is a message, never a traceback
+        shared.show_failure("The run", exc)
         return
-    st.session_state[RESULT_KEY] = (key, result)
+    number = st.session_state.get(COUNTER_KEY, 0) + 1
+    st.session_state[COUNTER_KEY] = number
+    edits: dict[str, Any] = request["overrides"]
+    label = f"#{number} {scenario.name}/{request['variant']} seed {run.result.seed}"
+    if edits:
+        label += f" +{shared.count(len(edits), 'edit')}"
+    shown = Shown(label, key, scenario, request["variant"], edits, run)
+    st.session_state[RESULT_KEY] = shown
     history: list[dict[str, Any]] = st.session_state.setdefault(HISTORY_KEY, [])
-    history.insert(0, _history_row(result.summary))
+    history.insert(0, _history_row(shown))
     del history[HISTORY_LENGTH:]
 
 
-def _history_row(summary: dict[str, Any]) -> dict[str, Any]:
+def _history_row(shown: Shown) -> dict[str, Any]:
+    summary = shown.run.result.summary
     row: dict[str, Any] = {
+        "run": shown.label.split(" ", 1)[0],
         "scenario": summary["scenario"],
-        "variant": summary["variant"] or NO_VARIANT,
+        "variant": shown.variant,
         "seed": summary["seed"],
         "duration (s)": f"{float(summary['duration']):g}",
+        "edits": json.dumps(shown.edits) if shown.edits else "",
     }
-    row.update({kpi.label: kpi.value for kpi in kpis.headline_kpis(summary)})
+    headline = shown.run.analysis.headline()
+    row.update({kpi.label: kpi.value for kpi in kpis.headline_kpis(summary, headline)})
     return row
 
 
-def _show_result(result: RunResult) -> None:
+def _show_result(shown: Shown) -> None:
+    result, analysis, as_run = shown.run.result, shown.run.analysis, shown.run.scenario
     summary = result.summary
     st.header("Results")
     st.caption(
-        f"`{summary['scenario']}` · variant {summary['variant'] or NO_VARIANT} · "
-        f"seed {summary['seed']} · {float(summary['duration']):g} s simulated · "
+        f"{shown.label} · {float(summary['duration']):g} s simulated · "
+        f"{kpis.format_count(summary['arrivals'])} arrivals · "
         f"{kpis.format_count(summary['completed'])} completed · "
+        f"{kpis.format_count(summary['in_flight_at_end'])} in flight at the end · "
         f"{kpis.format_count(summary['events'])} events"
         + (
             f" ({kpis.format_count(summary['events_dropped'])} dropped)"
@@ -154,55 +166,135 @@ def _show_result(result: RunResult) -> None:
             else ""
         )
     )
-    # A wrapping row: values are never cut to "99.08…" on a narrow window.
-    with st.container(horizontal=True, gap="small"):
-        for kpi in kpis.headline_kpis(summary):
-            st.metric(kpi.label, kpi.value, help=kpi.help, border=True, width="stretch")
+    shared.kpi_row(summary, analysis.headline())
+    st.button(
+        "Pin this run",
+        icon=":material/push_pin:",
+        key="explorer.pin",
+        on_click=_pin,
+        args=(shown,),
+        help="Pinned runs are overlaid on one chart below, across scenarios and edits.",
+    )
+    charts, topology, timeline, log, failures, downloads = st.tabs(
+        [
+            "Time series",
+            "Topology",
+            "Incident timeline",
+            "Event log",
+            "Why requests failed",
+            "Downloads",
+        ]
+    )
+    with charts:
+        _charts(result.timeseries, result.events)
+    with topology:
+        st.plotly_chart(
+            figures.topology(
+                as_run.call_graph(),
+                placements(as_run),
+                as_run.workload.entry,
+                analysis.slo,
+                result.timeseries,
+            ),
+            theme=None,
+            width="stretch",
+            key="explorer.topology",
+        )
+    with timeline:
+        st.markdown("\n".join(f"- {line}" for line in narrate(analysis)[:5]))
+        st.plotly_chart(figures.incident_timeline(analysis.timeline), theme=None, width="stretch")
+        _timeline_table(analysis.timeline)
+    with log:
+        _event_log(result.events)
+    with failures:
+        _show_failures(result.failures)
+    with downloads:
+        stem = f"{summary['scenario']}-{shown.variant}-seed{summary['seed']}"
+        st.download_button(
+            "Summary (JSON)",
+            result.to_json(),
+            file_name=f"{stem}-summary.json",
+            mime="application/json",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+        shared.table_downloads(
+            stem,
+            {
+                "Time series": result.timeseries,
+                "Events": result.events,
+                "Timeline": analysis.timeline,
+            },
+            key="explorer.download",
+        )
+        shared.yaml_download(shown.scenario, shown.variant, shown.edits, "explorer.yaml")
 
-    timeseries, events = result.timeseries, result.events
+
+def _charts(timeseries: pd.DataFrame, events: pd.DataFrame) -> None:
     services = figures.services_in(timeseries)
     left, right = st.columns(2)
     _chart(left, figures.throughput_by_outcome(timeseries, "client"), events)
     _chart(right, figures.latency_p99_by_service(timeseries, services), events)
-    left, right = st.columns(2)
-    _chart(left, figures.ready_instances(timeseries, services), events)
-    _chart(right, figures.queue_length_by_service(timeseries, services), events)
+    _chart(st, figures.instance_states(timeseries, services), events)
     _chart(st, figures.memory_vs_limit(timeseries, services), events)
-
-    st.subheader("Event log")
-    st.dataframe(
-        events,
-        hide_index=True,
-        width="stretch",
-        height=min(400, 38 + 35 * max(len(events), 1)),
-        column_config={"t": st.column_config.NumberColumn("t (s)", format="%.3f")},
-    )
-    st.subheader("Why requests failed")
-    _show_failures(result.failures)
-
-    st.subheader("Downloads")
-    stem = f"{summary['scenario']}-{summary['variant'] or 'base'}-seed{summary['seed']}"
-    downloads = st.container(horizontal=True)
-    downloads.download_button(
-        "Summary (JSON)",
-        result.to_json(),
-        file_name=f"{stem}-summary.json",
-        mime="application/json",
-        on_click="ignore",
-        icon=":material/download:",
-    )
-    downloads.download_button(
-        "Time series (CSV)",
-        result.timeseries.to_csv(index=False),
-        file_name=f"{stem}-timeseries.csv",
-        mime="text/csv",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    queues = figures.queue_length_by_service(timeseries, services)
+    optional = [
+        # A queue chart flat at zero says nothing the other charts do not.
+        *([queues] if any((trace.y > 0).any() for trace in queues.data) else []),
+        figures.breaker_states(timeseries),
+        figures.concurrency_limits(timeseries, services),
+    ]
+    drawn = [figure for figure in optional if figure.data]
+    for start in range(0, len(drawn), 2):
+        columns = st.columns(2)
+        for column, figure in zip(columns, drawn[start : start + 2], strict=False):
+            _chart(column, figure, events)
 
 
 def _chart(column: Any, figure: Any, events: pd.DataFrame) -> None:
     column.plotly_chart(figures.add_event_markers(figure, events), theme=None, width="stretch")
+
+
+def _timeline_table(timeline: pd.DataFrame) -> None:
+    if timeline.empty:
+        st.caption("Nothing happened.")
+        return
+    table = timeline[["t", "count", "kind", "entity", "text", "cause"]].copy()
+    table["cause"] = [
+        "" if pd.isna(cause) else f"#{int(cause)} {timeline['text'].iloc[int(cause)]}"
+        for cause in timeline["cause"]
+    ]
+    st.dataframe(
+        table,
+        width="stretch",
+        height=min(420, 38 + 35 * len(table)),
+        column_config={
+            "_index": st.column_config.NumberColumn("#"),
+            "t": st.column_config.NumberColumn("t (s)", format="%.3f"),
+            "cause": "likely cause",
+        },
+    )
+
+
+def _event_log(events: pd.DataFrame) -> None:
+    kinds = events["kind"].value_counts()
+    chosen = st.multiselect(
+        "Kinds",
+        list(kinds.index),
+        default=list(kinds.index),
+        format_func=lambda kind: f"{kind} ({kinds[kind]:,})",
+        key="explorer.kinds",
+        help="The event log is what the kernel, the kubelet, the supervisors and the patterns "
+        "would print; pick which kinds of lines to show.",
+    )
+    shown = events[events["kind"].isin(chosen)]
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        height=min(400, 38 + 35 * max(len(shown), 1)),
+        column_config={"t": st.column_config.NumberColumn("t (s)", format="%.3f")},
+    )
 
 
 def _show_failures(failures: pd.DataFrame) -> None:
@@ -223,9 +315,42 @@ def _show_failures(failures: pd.DataFrame) -> None:
     )
 
 
+def _pin(shown: Shown) -> None:
+    st.session_state.setdefault(PINNED_KEY, {})[shown.label] = shown
+
+
+def _show_pinned() -> None:
+    pinned: dict[str, Shown] = st.session_state.get(PINNED_KEY, {})
+    if not pinned:
+        return
+    st.header("Pinned runs")
+    current: Shown | None = st.session_state.get(RESULT_KEY)
+    reference = current or next(iter(pinned.values()))
+    as_run = reference.run.scenario
+    entry = as_run.workload.entry
+    slo = as_run.slo_for(entry)
+    overlay = {label: shown.run.analysis.slo for label, shown in pinned.items()}
+    if current is not None and current.label not in overlay:
+        overlay[f"{current.label} (current)"] = current.run.analysis.slo
+    st.plotly_chart(
+        figures.slo_overlay(overlay, entry, slo.availability, slo.latency_p99),
+        theme=None,
+        width="stretch",
+    )
+    st.button("Clear pinned runs", key="explorer.unpin", on_click=_clear_pins)
+
+
+def _clear_pins() -> None:
+    st.session_state[PINNED_KEY] = {}
+
+
 def _show_history() -> None:
     history = st.session_state.get(HISTORY_KEY)
     if not history:
         return
     st.subheader("Run history")
     st.dataframe(pd.DataFrame(history), hide_index=True, width="stretch")
+
+
+if __name__ == "__main__":
+    page()

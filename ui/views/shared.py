@@ -1,0 +1,133 @@
+"""Streamlit pieces every page uses: the scenario picker, problem lists, KPI rows, downloads.
+
+Widget keys are prefixed with the page's name (``explorer.``, ``compare.`` ...), so each page
+keeps its own choices in the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from sim import Scenario, ScenarioError
+from ui import kpis, runs
+
+CATALOGUE = "Catalogue"
+UPLOAD = "Upload YAML"
+FEATURED = "three-tier"
+"""The catalogue scenario pages open with."""
+
+
+def pick_scenario(prefix: str) -> Scenario | ScenarioError | None:
+    """The scenario source widgets: the chosen scenario, why it is invalid, or ``None``."""
+    source = st.radio("Source", [CATALOGUE, UPLOAD], horizontal=True, key=f"{prefix}.source")
+    if source == CATALOGUE:
+        names = runs.catalogue()
+        if not names:
+            return None
+        first = names.index(FEATURED) if FEATURED in names else 0
+        name = st.selectbox("Catalogue scenario", names, index=first, key=f"{prefix}.catalogue")
+        return load(lambda: runs.catalogue_scenario(name))
+    uploaded = st.file_uploader(
+        "Scenario YAML", type=["yaml", "yml"], key=f"{prefix}.upload", max_upload_size=5
+    )
+    if uploaded is None:
+        st.caption("A scenario file in faultlab's YAML format; problems are listed one per line.")
+        return None
+    return load(lambda: runs.uploaded_scenario(uploaded.name, uploaded.getvalue()))
+
+
+def load(loader: Callable[[], Scenario]) -> Scenario | ScenarioError:
+    """Call ``loader``; a :class:`sim.ScenarioError` is returned rather than raised."""
+    try:
+        return loader()
+    except ScenarioError as exc:
+        return exc
+
+
+def no_scenario(picked: Scenario | ScenarioError | None, title: str) -> None:
+    """The page body when there is no valid scenario: its problems, or how to pick one."""
+    st.title(title)
+    if isinstance(picked, ScenarioError):
+        st.subheader(count(len(picked.problems), "problem") + " in the scenario")
+        show_problems(picked)
+    else:
+        st.info("Pick a scenario from the catalogue or upload a YAML file in the sidebar.")
+
+
+def show_problems(exc: ScenarioError) -> None:
+    """One ``st.error`` per problem line (``file:line:col: path: message``), no traceback."""
+    for line in str(exc).splitlines():
+        st.error(line, icon=":material/error:")
+
+
+def show_failure(what: str, exc: Exception) -> None:
+    """A run the model refused: the scenario's problems, or the error in one line."""
+    if isinstance(exc, ScenarioError):
+        show_problems(exc)
+    else:
+        st.error(f"{what} failed: {type(exc).__name__}: {exc}", icon=":material/error:")
+
+
+def count(n: int, noun: str) -> str:
+    """``1 host``, ``2 hosts``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def scenario_caption(scenario: Scenario) -> str:
+    """One line about a scenario: name, length, seed, sizes, variants."""
+    variants = ", ".join(scenario.variants) or "none"
+    return (
+        f"`{scenario.name}` · {float(scenario.duration):g} s simulated · seed {scenario.seed} · "
+        f"{count(len(scenario.hosts), 'host')} · {count(len(scenario.services), 'service')} · "
+        f"{count(len(scenario.faults), 'fault')} · variants: {variants}"
+    )
+
+
+def kpi_row(summary: dict[str, Any], headline: dict[str, Any]) -> None:
+    """The run's KPIs as a wrapping row of bordered metrics."""
+    # A wrapping row: values are never cut to "99.08…" on a narrow window.
+    with st.container(horizontal=True, gap="small"):
+        for kpi in kpis.headline_kpis(summary, headline):
+            st.metric(kpi.label, kpi.value, help=kpi.help, border=True, width="stretch")
+
+
+def table_downloads(name: str, tables: dict[str, pd.DataFrame], key: str) -> None:
+    """A Parquet and a CSV download button for each table, in one wrapping row."""
+    row = st.container(horizontal=True)
+    for label, frame in tables.items():
+        stem = f"{name}-{label.lower().replace(' ', '-')}"
+        row.download_button(
+            f"{label} (Parquet)",
+            runs.parquet_bytes(frame),
+            file_name=f"{stem}.parquet",
+            mime="application/vnd.apache.parquet",
+            on_click="ignore",
+            icon=":material/download:",
+            key=f"{key}.{label}.parquet",
+        )
+        row.download_button(
+            f"{label} (CSV)",
+            runs.csv_text(frame),
+            file_name=f"{stem}.csv",
+            mime="text/csv",
+            on_click="ignore",
+            icon=":material/download:",
+            key=f"{key}.{label}.csv",
+        )
+
+
+def yaml_download(scenario: Scenario, variant: str, edits: dict[str, Any], key: str) -> None:
+    """A download of the scenario YAML with the variant and the user's edits applied."""
+    st.download_button(
+        "Scenario YAML" + (" (with your edits)" if edits else ""),
+        runs.scenario_yaml(scenario, variant, edits),
+        file_name=f"{scenario.name}{'-edited' if edits else ''}.yaml",
+        mime="application/yaml",
+        on_click="ignore",
+        icon=":material/download:",
+        key=key,
+    )
