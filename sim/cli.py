@@ -692,6 +692,23 @@ def sweep(
             ]
             table.add_row(*(str(label) for label in labels), *cells)
         _out.print(table)
+        regimes = Table(
+            "variant",
+            *grid,
+            "regime",
+            "never impacted",
+            "recovered",
+            "metastable",
+            title="metastability map: the regime most replications ended in",
+        )
+        for record in result.regimes.to_dict("records"):
+            regimes.add_row(
+                str(record["variant"]),
+                *(str(record[path]) for path in grid),
+                str(record["regime"]),
+                *(str(record[name]) for name in ("never impacted", "recovered", "metastable")),
+            )
+        _out.print(regimes)
         if out is not None:
             _out.print(f"results written to {out}/")
     _report_failures(result.runs)

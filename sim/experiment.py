@@ -641,13 +641,58 @@ def _all_variants(scenario: sc.Scenario) -> list[str]:
 
 @dataclass
 class Sweep(Results):
-    """A sweep's tables, plus its per-cell summary.
+    """A sweep's tables, plus its per-cell summary and its metastability map.
 
     Attributes:
         summary: per variant, point and metric: ``n, mean, low, high`` (95% t interval).
+        regimes: per variant and point, the regime of the cell (:func:`metastability_map`).
     """
 
     summary: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    regimes: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+
+REGIMES = ("never impacted", "recovered", "metastable")
+"""A sweep cell's regime, from best to worst (the metastability map's colours)."""
+
+
+def regime(run: Mapping[Any, Any]) -> str:
+    """The regime of one replication (a ``runs`` row).
+
+    ``metastable`` when sim.analysis says so, ``never impacted`` when no service was impacted,
+    else ``recovered``.
+    """
+    if run["metastable"]:
+        return "metastable"
+    if not run["impacted_count"]:
+        return "never impacted"
+    return "recovered"
+
+
+def metastability_map(runs: pd.DataFrame, paths: Sequence[str]) -> pd.DataFrame:
+    """Per variant and point: the regime most of its replications ended in (ties: the worse).
+
+    Replications that failed (``error``) are left out. Columns: ``variant, point``, one per
+    swept path, ``regime`` and one count per regime.
+    """
+    ok = runs[runs["error"].isna()] if "error" in runs else runs
+    rows = []
+    for keys, cell in ok.groupby(["variant", "point"], sort=True):
+        counts = dict.fromkeys(REGIMES, 0)
+        for record in cell.to_dict("records"):
+            counts[regime(record)] += 1
+        worst_first = sorted(REGIMES, key=lambda name: (-counts[name], -REGIMES.index(name)))
+        first = cell.iloc[0]
+        rows.append(
+            {
+                "variant": keys[0],
+                "point": keys[1],
+                **{path: first[path] for path in paths},
+                "regime": worst_first[0],
+                **counts,
+            }
+        )
+    return pd.DataFrame(rows, columns=["variant", "point", *paths, "regime", *REGIMES])
 
 
 def sweep(
@@ -689,9 +734,11 @@ def sweep(
     tasks = plan(base, names, points, reps, seed, duration, hold)
     results = execute_plan(tasks, executor, jobs, out, progress)
     summary = describe(results.runs, ["variant", "point", *paths], metrics)
+    regimes = metastability_map(results.runs, paths)
     if out is not None:
         summary.to_parquet(Path(out) / "summary.parquet", index=False)
-    return Sweep(results.runs, results.events, summary)
+        regimes.to_parquet(Path(out) / "regimes.parquet", index=False)
+    return Sweep(results.runs, results.events, summary, regimes)
 
 
 # --------------------------------------------------------------------------- statistics

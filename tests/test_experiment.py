@@ -17,9 +17,11 @@ import pytest
 
 from sim import experiment
 from sim.experiment import (
+    REGIMES,
     ExperimentError,
     compare,
     execute_plan,
+    metastability_map,
     plan,
     replicate,
     run,
@@ -288,3 +290,85 @@ def test_retry_storm_is_metastable_and_recovers_without_retries():
     assert calm.analysis.recovery.recovered is True
     assert calm.result.variant == "no-retries"
     assert calm.scenario.services["frontend"].calls[0].retry.max_attempts == 1  # as run
+
+
+def test_metastability_map_takes_the_majority_regime_and_the_worse_on_a_tie():
+    """Per variant and point, the regime most replications ended in.
+
+    A tie goes to the worse regime; failed replications are left out.
+    """
+    runs = pd.DataFrame(
+        [
+            # variant, point, path, metastable, impacted_count, error
+            ("budget", "p1", 1.0, False, 0, None),
+            ("budget", "p1", 1.0, False, 0, None),
+            ("budget", "p1", 1.0, False, 2, None),
+            ("budget", "p2", 5.0, True, 2, None),
+            ("budget", "p2", 5.0, False, 1, None),
+            ("budget", "p2", 5.0, True, 2, "boom"),
+            ("none", "p1", 1.0, True, 2, None),
+        ],
+        columns=["variant", "point", "trigger", "metastable", "impacted_count", "error"],
+    )
+    table = metastability_map(runs, ["trigger"])
+    assert table.to_dict("records") == [
+        {
+            "variant": "budget",
+            "point": "p1",
+            "trigger": 1.0,
+            "regime": "never impacted",
+            "never impacted": 2,
+            "recovered": 1,
+            "metastable": 0,
+        },
+        {
+            "variant": "budget",
+            "point": "p2",
+            "trigger": 5.0,
+            "regime": "metastable",  # 1 metastable vs 1 recovered: the worse wins
+            "never impacted": 0,
+            "recovered": 1,
+            "metastable": 1,
+        },
+        {
+            "variant": "none",
+            "point": "p1",
+            "trigger": 1.0,
+            "regime": "metastable",
+            "never impacted": 0,
+            "recovered": 0,
+            "metastable": 1,
+        },
+    ]
+    assert REGIMES == ("never impacted", "recovered", "metastable")
+
+
+def test_a_retry_storm_sweep_maps_metastable_and_recovered_designs(tmp_path: Path):
+    """The metastability map of the retry storm's trigger length, per design.
+
+    With 3 tries and no budget even a 1 s spike flips the system (metastable); without retries
+    it always recovers. The map is written beside the tables and drawn in the report.
+    """
+    grid = {"faults.0.duration": ["1s", "15s"]}
+    result = sweep(
+        "retry-storm",
+        grid,
+        reps=1,
+        variants=["baseline", "no-retries"],
+        executor="serial",
+        duration=120.0,
+        out=tmp_path,
+    )
+    regimes = result.regimes.set_index(["variant", "faults.0.duration"])["regime"].to_dict()
+    assert regimes == {
+        ("baseline", "1s"): "metastable",
+        ("baseline", "15s"): "metastable",
+        ("no-retries", "1s"): "recovered",
+        ("no-retries", "15s"): "recovered",
+    }
+    assert pd.read_parquet(tmp_path / "regimes.parquet").shape == result.regimes.shape
+    from ui.report import build_report
+
+    html = build_report(tmp_path).read_text()
+    assert "Metastability map: baseline" in html
+    assert "Metastability map: no-retries" in html

@@ -1409,3 +1409,65 @@ def report_sweep_heatmap(summary: pd.DataFrame, metric: str) -> go.Figure | None
     if y is not None:
         fig.update_yaxes(title_text=y)
     return fig
+
+
+REGIME_COLOURS = {"never impacted": "#2e7d32", "recovered": "#f9a825", "metastable": "#c62828"}
+"""The metastability map's colours, by regime (green, amber, red)."""
+
+
+def regime_map(regimes: pd.DataFrame, variant: str) -> go.Figure | None:
+    """The metastability map of one design: each sweep cell coloured by its regime.
+
+    Args:
+        regimes: the sweep's ``regimes`` table (``variant, point``, one column per swept path,
+            ``regime`` and the count of replications per regime).
+        variant: the design to draw.
+
+    Returns:
+        The figure, or ``None`` when the design has no cell or nothing was swept.
+    """
+    names = list(REGIME_COLOURS)
+    params = [c for c in regimes.columns if c not in {"variant", "point", "regime", *names}]
+    rows = regimes[regimes["variant"] == variant]
+    if rows.empty or not params:
+        return None
+    x = params[0]
+    y = params[1] if len(params) > 1 else None
+    rows = rows.assign(code=[names.index(r) for r in rows["regime"]])
+    if y is None:
+        codes = rows.set_index(x)["code"].to_frame().T
+        labels = rows.set_index(x)["regime"].to_frame().T
+        ylabels = [variant]
+    else:
+        codes = rows.pivot_table(index=y, columns=x, values="code", aggfunc="first")
+        labels = rows.pivot_table(index=y, columns=x, values="regime", aggfunc="first")
+        ylabels = [str(v) for v in codes.index]
+    # one flat band per regime: codes 0, 1, 2 fall in the middle of thirds of [-0.5, 2.5]
+    scale = [
+        [bound / 3, colour]
+        for i, colour in enumerate(REGIME_COLOURS.values())
+        for bound in (i, i + 1)
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=codes.to_numpy(),
+            x=[str(v) for v in codes.columns],
+            y=ylabels,
+            text=labels.to_numpy(),
+            texttemplate="%{text}",
+            colorscale=scale,
+            zmin=-0.5,
+            zmax=2.5,
+            showscale=False,
+        )
+    )
+    fig.update_layout(
+        title={"text": f"Metastability map: {variant}", "x": 0.0},
+        template=TEMPLATE,
+        height=360,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    fig.update_xaxes(title_text=x)
+    if y is not None:
+        fig.update_yaxes(title_text=y)
+    return fig

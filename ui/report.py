@@ -116,6 +116,12 @@ def _sweep_sections(page: _Page, directory: Path) -> None:
         fig = figures.report_sweep_heatmap(summary, metric)
         if fig is not None:
             page.figure(fig)
+    if (directory / "regimes.parquet").exists():
+        regimes = pd.read_parquet(directory / "regimes.parquet")
+        for variant in dict.fromkeys(regimes["variant"]):
+            fig = figures.regime_map(regimes, str(variant))
+            if fig is not None:
+                page.figure(fig)
 
 
 def build_report(directory: str | Path, out: str | Path | None = None) -> Path:
