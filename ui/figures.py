@@ -984,6 +984,20 @@ def _grid(count: int, columns: int = 3) -> tuple[int, int]:
     return max(1, math.ceil(count / columns)), min(columns, max(count, 1))
 
 
+KPI_TITLES: dict[str, str] = {
+    "availability": "Availability",
+    "latency_p99": "p99 latency (s)",
+    "blast_radius": "Blast radius (services)",
+    "containment": "Containment",
+    "time_to_recover": "Time to recover (s)",
+    "metastable": "Metastable (share of runs)",
+    "user_impact_fraction": "User impact (share of requests)",
+    "oom_kills": "OOM kills",
+    "restarts": "Restarts",
+}
+"""The metrics a comparison draws (Compare page, report), in panel order, with their titles."""
+
+
 def kpi_bars(stats: pd.DataFrame, metrics: Mapping[str, str]) -> go.Figure:
     """Each variant's mean of each metric, with its 95% confidence interval, one panel per metric.
 
@@ -1102,6 +1116,16 @@ def paired_differences(stats: pd.DataFrame, metrics: Mapping[str, str]) -> go.Fi
     return fig
 
 
+SWEEP_HEATMAPS = (
+    ("blast_radius", "Blast radius (services beyond the targets)", "Reds", False),
+    ("time_to_recover", "Time to recover after the trigger (s)", "Oranges", False),
+    ("metastable", "Metastability map: share of replications metastable", "Reds", True),
+    ("availability", "Availability (users)", "RdYlGn", True),
+)
+"""The heatmaps of a sweep (Sweep page, report): metric, title, colour scale, and whether it is a
+fraction (coloured over 0..1 and written in percent: a share of runs, or availability)."""
+
+
 def sweep_heatmap(
     summary: pd.DataFrame,
     metric: str,
@@ -1169,45 +1193,6 @@ def sweep_heatmap(
 
 # --------------------------------------------------------------------------- report builders
 
-BREAKER_KINDS = ("breaker_transition", "circuit_breaker")
-"""Event kinds whose detail is a resilience4j ``changed state from X to Y`` line."""
-
-
-def report_breaker_states(
-    timeseries: pd.DataFrame, events: pd.DataFrame | None = None
-) -> go.Figure:
-    """Circuit-breaker transitions over time: one row per breaker, a marker per new state.
-
-    Args:
-        timeseries: the run's tidy time series (unused beyond the x range).
-        events: the event log; breaker lines are those saying ``changed state from``.
-
-    Returns:
-        The figure: x simulated time, y the breaker, marker colour the state entered.
-    """
-    fig = go.Figure()
-    colours = {"OPEN": "#d62728", "HALF_OPEN": "#ff7f0e", "CLOSED": "#2ca02c"}
-    if events is not None and not events.empty:
-        lines = events[events["detail"].astype(str).str.contains("changed state from", na=False)]
-        for state, colour in colours.items():
-            rows = lines[lines["detail"].astype(str).str.endswith(f"to {state}")]
-            if rows.empty:
-                continue
-            fig.add_trace(
-                go.Scatter(
-                    x=rows["t"],
-                    y=rows["entity"].astype(str),
-                    mode="markers",
-                    name=state,
-                    marker={"color": colour, "size": 10, "symbol": "line-ns-open"},
-                    hovertext=rows["detail"].astype(str),
-                )
-            )
-    _layout(fig, "Circuit-breaker states", "breaker", height=300)
-    if not fig.data:
-        _empty(fig, "no circuit breaker changed state")
-    return fig
-
 
 def report_incident_timeline(events: pd.DataFrame) -> go.Figure:
     """The event log as a timeline: one row per event kind, a marker per event.
@@ -1244,13 +1229,12 @@ def report_incident_timeline(events: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def report_topology(services: pd.DataFrame, events: pd.DataFrame | None = None) -> go.Figure:
+def report_topology(services: pd.DataFrame) -> go.Figure:
     """The call graph (networkx spring layout, seeded) with services coloured by availability.
 
     Args:
         services: the run's per-entity table (``entity, kind, availability``); edges are the
             rows of kind ``edge`` named ``a -> b``.
-        events: unused; kept for a uniform signature.
 
     Returns:
         The figure: green = no failed request, red = availability at or below 90%.
@@ -1329,85 +1313,6 @@ def report_topology(services: pd.DataFrame, events: pd.DataFrame | None = None) 
     fig.update_yaxes(visible=False)
     if not fig.data:
         _empty(fig, "no services")
-    return fig
-
-
-def report_comparison_bars(stats: pd.DataFrame, metric: str) -> go.Figure:
-    """One metric across variants: bars of the mean with the 95% CI as error bars.
-
-    Args:
-        stats: the comparison's ``stats`` table (``variant, metric, mean, low, high``).
-        metric: which metric.
-
-    Returns:
-        The figure.
-    """
-    rows = stats[stats["metric"] == metric]
-    mean = rows["mean"].astype(float)
-    upper = (rows["high"].astype(float) - mean).fillna(0.0)
-    lower = (mean - rows["low"].astype(float)).fillna(0.0)
-    fig = go.Figure(
-        go.Bar(
-            x=rows["variant"].astype(str),
-            y=mean,
-            error_y={"type": "data", "array": upper, "arrayminus": lower, "visible": True},
-            marker={"color": SERIES_COLOURS[0]},
-            hovertemplate="%{x}: %{y:.4g}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        title={"text": f"{metric} (mean, 95% CI)", "x": 0.0},
-        template=TEMPLATE,
-        height=300,
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
-    )
-    fig.update_yaxes(title_text=metric, rangemode="tozero")
-    return fig
-
-
-def report_sweep_heatmap(summary: pd.DataFrame, metric: str) -> go.Figure | None:
-    """A heatmap of a sweep metric's mean over the first two swept paths (first variant).
-
-    Args:
-        summary: the sweep's ``summary`` table (``variant``, one column per swept path,
-            ``metric, mean, ...``).
-        metric: which metric.
-
-    Returns:
-        The figure, or ``None`` when the metric is missing.
-    """
-    known = {"variant", "point", "metric", "n", "mean", "low", "high"}
-    params = [c for c in summary.columns if c not in known and "." in str(c)]
-    rows = summary[summary["metric"] == metric]
-    if rows.empty or not params:
-        return None
-    rows = rows[rows["variant"] == rows["variant"].iloc[0]]
-    x = params[0]
-    y = params[1] if len(params) > 1 else None
-    if y is None:
-        table = rows.set_index(x)["mean"].to_frame().T
-        ylabels = [metric]
-    else:
-        table = rows.pivot_table(index=y, columns=x, values="mean")
-        ylabels = [str(v) for v in table.index]
-    fig = go.Figure(
-        go.Heatmap(
-            z=table.to_numpy(),
-            x=[str(v) for v in table.columns],
-            y=ylabels,
-            colorscale="RdYlGn",
-            colorbar={"title": metric},
-        )
-    )
-    fig.update_layout(
-        title={"text": f"Sweep: {metric} (mean)", "x": 0.0},
-        template=TEMPLATE,
-        height=360,
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
-    )
-    fig.update_xaxes(title_text=x)
-    if y is not None:
-        fig.update_yaxes(title_text=y)
     return fig
 
 

@@ -8,7 +8,8 @@ app and in the report. Input is an output directory:
 * of ``faultlab compare --out DIR``: ``stats.parquet`` and ``runs.parquet`` (comparison bars with
   95% CIs, the KPI table per variant) and, when ``compare`` wrote them, one run directory per
   variant under ``DIR/runs/<variant>/`` (the first seed), drawn like a run;
-* of ``faultlab sweep --out DIR``: ``summary.parquet`` (heatmaps of the first two swept paths).
+* of ``faultlab sweep --out DIR``: ``summary.parquet`` and ``regimes.parquet`` (per design,
+  heatmaps over the first two swept paths and the metastability map).
 
 Nothing in ``sim`` imports this module; the CLI imports it lazily.
 """
@@ -88,11 +89,11 @@ def _run_sections(page: _Page, directory: Path, title: str | None = None) -> Non
     page.heading("Instance states", 3)
     page.figure(figures.add_event_markers(figures.ready_instances(ts), events))
     page.heading("Breaker states", 3)
-    page.figure(figures.report_breaker_states(ts, events))
+    page.figure(figures.breaker_states(ts))
     page.heading("Incident timeline", 3)
     page.figure(figures.report_incident_timeline(events))
     page.heading("Topology coloured by impact", 3)
-    page.figure(figures.report_topology(services, events))
+    page.figure(figures.report_topology(services))
 
 
 def _comparison_sections(page: _Page, directory: Path) -> None:
@@ -101,8 +102,7 @@ def _comparison_sections(page: _Page, directory: Path) -> None:
     wide = stats.pivot_table(index="metric", columns="variant", values="mean", sort=False)
     wide = wide.reset_index()
     page.table(wide.round(4))
-    for metric in dict.fromkeys(stats["metric"]):
-        page.figure(figures.report_comparison_bars(stats, str(metric)))
+    page.figure(figures.kpi_bars(stats, figures.KPI_TITLES))
     runs_dir = directory / "runs"
     if runs_dir.is_dir():
         for sub in sorted(p for p in runs_dir.iterdir() if (p / "summary.json").exists()):
@@ -112,10 +112,13 @@ def _comparison_sections(page: _Page, directory: Path) -> None:
 def _sweep_sections(page: _Page, directory: Path) -> None:
     summary = pd.read_parquet(directory / "summary.parquet")
     page.heading("Sweep")
-    for metric in ("availability", "recovered", "metastable"):
-        fig = figures.report_sweep_heatmap(summary, metric)
-        if fig is not None:
-            page.figure(fig)
+    fixed = {"variant", "point", "metric", "n", "mean", "low", "high"}
+    paths = [str(c) for c in summary.columns if c not in fixed]
+    x, y = paths[0], (paths[1] if len(paths) > 1 else None)
+    for variant, part in summary.groupby("variant", sort=False):
+        page.heading(f"Design: {variant}", 3)
+        for metric, title, colours, share in figures.SWEEP_HEATMAPS:
+            page.figure(figures.sweep_heatmap(part, metric, x, y, title, colours, share))
     if (directory / "regimes.parquet").exists():
         regimes = pd.read_parquet(directory / "regimes.parquet")
         for variant in dict.fromkeys(regimes["variant"]):

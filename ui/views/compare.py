@@ -26,19 +26,9 @@ from ui.views import shared
 
 RESULT_KEY = "compare.result"
 
-METRIC_TITLES: dict[str, str] = {
-    "availability": "Availability",
-    "latency_p99": "p99 latency (s)",
-    "blast_radius": "Blast radius (services)",
-    "containment": "Containment",
-    "time_to_recover": "Time to recover (s)",
-    "metastable": "Metastable (share of runs)",
-    "user_impact_fraction": "User impact (share of requests)",
-    "oom_kills": "OOM kills",
-    "restarts": "Restarts",
-}
-# The metrics the page draws, in panel order (all of them in sim.experiment.METRICS). Page
-# scripts keep notes in comments: Streamlit's "magic" would draw a bare string on the page.
+METRIC_TITLES = figures.KPI_TITLES
+# The metrics the page draws, in panel order. Page scripts keep notes in comments: Streamlit's
+# "magic" would draw a bare string on the page.
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,7 @@ RESULT_KEY = "sweep.result"
 NONE = "(none)"
 # The second parameter's choice for a one-parameter sweep.
 
-HEATMAPS = (
-    ("blast_radius", "Blast radius (services beyond the targets)", "Reds", False),
-    ("time_to_recover", "Time to recover after the trigger (s)", "Oranges", False),
-    ("metastable", "Metastability map: share of replications metastable", "Reds", True),
-    ("availability", "Availability (users)", "RdYlGn", True),
-)
-# The heatmaps drawn: metric, title, colour scale, and whether it is a fraction (coloured over
-# 0..1 and written in percent: a share of runs, or availability).
+HEATMAPS = figures.SWEEP_HEATMAPS
 
 
 @dataclass(frozen=True)
