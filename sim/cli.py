@@ -671,7 +671,12 @@ def sweep(
     )
     summary = result.summary
     if as_json:
-        header = {"scenario": loaded.name, "grid": grid, "reps": count}
+        header = {
+            "scenario": loaded.name,
+            "grid": grid,
+            "reps": count,
+            "regimes": result.regimes.to_dict("records"),
+        }
         _print_records(header, summary, "summary")
     else:
         shown = ["availability", "latency_p99", "recovered", "metastable", "time_to_recover"]

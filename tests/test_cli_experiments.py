@@ -99,6 +99,11 @@ def test_sweep_json_summarises_every_point():
     assert len(summary) == 2 * len(experiment.METRICS)
     assert set(summary["services.server.workers"]) == {4, 5}
     assert (summary.loc[summary["metric"] == "availability", "n"] == 2).all()
+    # mmc-queue has no fault: nothing is ever impacted, in every cell of the map
+    assert [(r["services.server.workers"], r["regime"]) for r in printed["regimes"]] == [
+        (4, "never impacted"),
+        (5, "never impacted"),
+    ]
 
 
 def test_explain_tells_the_incident():
