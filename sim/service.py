@@ -410,6 +410,8 @@ class Instance:
         self.workers = service.config.workers
         self.queue_capacity = service.config.admission.queue.capacity
         self.busy = 0
+        """Busy workers on the plain path (with an admission chain each pool counts its own:
+        :attr:`working` covers both)."""
         self.queue: deque[Event] = deque()
         self.admission: AdmissionState | None = None
         """Admission state of the current incarnation (None: the plain fast path)."""
@@ -938,7 +940,6 @@ class Instance:
             pool = state.pools[plan.pool_of[request.cls]]
             if pool.busy < pool.workers:
                 pool.busy += 1
-                self.busy += 1
                 holding = True
                 stats.waited(t0, 0.0)
             else:
@@ -996,7 +997,6 @@ class Instance:
                 nxt = pool.queue.get()
                 if nxt is None:
                     pool.busy -= 1
-                    self.busy -= 1
                 else:
                     nxt.payload.succeed(True)
             active.pop(proc, None)
@@ -1065,6 +1065,13 @@ class Instance:
     def ready(self) -> bool:
         """Whether the load balancer may send requests here."""
         return self.serving
+
+    @property
+    def working(self) -> int:
+        """Workers busy with a request now (each pool's count when there is an admission chain)."""
+        if self.admission is not None:
+            return sum(pool.busy for pool in self.admission.pools)
+        return self.busy
 
     @property
     def queued(self) -> int:

@@ -640,8 +640,9 @@ class World:
             yield self.env.timeout(PSI_PERIOD)
             for service in self.services.values():
                 for instance in service.instances:
-                    if instance.busy:
-                        instance.cgroup.add_busy(instance.busy * PSI_PERIOD)
+                    working = instance.working
+                    if working:
+                        instance.cgroup.add_busy(working * PSI_PERIOD)
             for host in self.hosts.values():
                 host.update_psi()
 
@@ -729,7 +730,11 @@ class World:
                 index,
                 name,
                 "busy_workers",
-                sum(i.busy for i in service.instances if i.process is not None and i.process.alive),
+                sum(
+                    i.working
+                    for i in service.instances
+                    if i.process is not None and i.process.alive
+                ),
             )
             for instance in service.instances:
                 self._cgroup_gauges(index, instance.name, instance.cgroup)

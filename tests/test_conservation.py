@@ -167,7 +167,7 @@ def check_conservation(world: World, drained: bool) -> None:
     for service in world.services.values():
         for instance in service.instances:
             if instance.state is InstanceState.RUNNING:
-                assert instance.busy == 0, f"{instance.name} leaked {instance.busy} workers"
+                assert instance.working == 0, f"{instance.name} leaked {instance.working} workers"
                 assert instance.queued == 0, f"{instance.name} has a stuck queue"
 
 
