@@ -30,6 +30,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+DEFAULT_RECOVER = 0.8
+"""Come back below 0.8 x each threshold: a 20 % hysteresis band (this model's choice)."""
+DEFAULT_PERIOD = 1.0
+"""Read the signals every second (the recorder's default bin)."""
+
 
 @dataclass(frozen=True)
 class BrownoutConfig:
@@ -45,8 +50,8 @@ class BrownoutConfig:
 
     latency_p99: float | None = None
     memory: float | None = None
-    recover: float = 0.8
-    period: float = 1.0
+    recover: float = DEFAULT_RECOVER
+    period: float = DEFAULT_PERIOD
 
     def __post_init__(self) -> None:
         """Reject a brownout that could never trigger, or never recover."""

@@ -43,6 +43,7 @@ from patterns import adaptive_concurrency as ac_pattern
 from patterns import backpressure as bp_pattern
 from patterns import bulkhead as bulkhead_pattern
 from patterns import circuit_breaker as cb_pattern
+from patterns import degradation as degradation_pattern
 from patterns import health_probe as probe_pattern
 from patterns import otp_supervisor as otp_pattern
 from patterns import retry as retry_pattern
@@ -873,13 +874,12 @@ class BrownoutSpec(Model):
 
     latency_p99: PositiveDuration | None = None
     memory: Annotated[Fraction, Field(gt=0)] | None = None
-    recover: Annotated[Fraction, Field(gt=0)] = 0.8
-    period: PositiveDuration = 1.0
+    recover: Annotated[Fraction, Field(gt=0)] = degradation_pattern.DEFAULT_RECOVER
+    period: PositiveDuration = degradation_pattern.DEFAULT_PERIOD
 
     @model_validator(mode="after")
     def _threshold(self) -> BrownoutSpec:
-        if self.latency_p99 is None and self.memory is None:
-            raise ValueError("a brownout needs latency_p99 or memory (or both)")
+        degradation_pattern.BrownoutConfig(**self.model_dump())  # raises its ValueError
         return self
 
 
