@@ -24,7 +24,7 @@ from sim.experiment import Comparison, Run, compare, open_executor, run
 from ui import figures, runs
 from ui.views import shared
 
-RESULT_KEY = "compare.result"
+RESULT_KEY = "compare.result"  # shared.design_page's key for this page
 
 METRIC_TITLES = figures.KPI_TITLES
 # The metrics the page draws, in panel order. Page scripts keep notes in comments: Streamlit's
@@ -48,24 +48,15 @@ class Compared:
 
 def page() -> None:
     """Draw the Compare page."""
-    with st.sidebar:
-        st.header("Scenario")
-        picked = shared.pick_scenario("compare")
-        scenario = picked if isinstance(picked, Scenario) else None
-        request = _form(scenario) if scenario is not None else None
-    if scenario is None:
-        shared.no_scenario(picked, "Compare variants")
-        return
-    st.title(f"Compare: {scenario.title or scenario.name}")
-    st.caption(shared.scenario_caption(scenario))
-    key = runs.scenario_key(scenario)
-    if request is not None:
-        _compare(scenario, key, **request)
-    stored: Compared | None = st.session_state.get(RESULT_KEY)
-    if stored is not None and stored.key == key:
-        _show(scenario, stored)
-    elif request is None:
-        st.info("Choose variants and replications in the sidebar, then press Compare.")
+    shared.design_page(
+        "compare",
+        "Compare",
+        "Compare variants",
+        _form,
+        lambda scenario, key, request: _compare(scenario, key, **request),
+        _show,
+        "Choose variants and replications in the sidebar, then press Compare.",
+    )
 
 
 def _form(scenario: Scenario) -> dict[str, Any] | None:

@@ -40,6 +40,43 @@ def pick_scenario(prefix: str) -> Scenario | ScenarioError | None:
     return load(lambda: runs.uploaded_scenario(uploaded.name, uploaded.getvalue()))
 
 
+def design_page(
+    page: str,
+    heading: str,
+    empty_title: str,
+    form: Callable[[Scenario], dict[str, Any] | None],
+    run: Callable[[Scenario, str, dict[str, Any]], None],
+    show: Callable[[Scenario, Any], None],
+    hint: str,
+) -> None:
+    """The frame of a page that runs a design of many runs (Compare, Sweep).
+
+    Without a scenario the page is titled ``empty_title``; with one, ``heading: <its title>``.
+    The sidebar picks the scenario and holds ``form`` (its request, or None until submitted);
+    ``run`` computes and stores the result in ``st.session_state[f"{page}.result"]`` (an object
+    with the scenario's ``key``); ``show`` draws a stored result of this scenario; ``hint`` says
+    what to do before any.
+    """
+    with st.sidebar:
+        st.header("Scenario")
+        picked = pick_scenario(page)
+        scenario = picked if isinstance(picked, Scenario) else None
+        request = form(scenario) if scenario is not None else None
+    if scenario is None:
+        no_scenario(picked, empty_title)
+        return
+    st.title(f"{heading}: {scenario.title or scenario.name}")
+    st.caption(scenario_caption(scenario))
+    key = runs.scenario_key(scenario)
+    if request is not None:
+        run(scenario, key, request)
+    stored = st.session_state.get(f"{page}.result")
+    if stored is not None and stored.key == key:
+        show(scenario, stored)
+    elif request is None:
+        st.info(hint)
+
+
 def load(loader: Callable[[], Scenario]) -> Scenario | ScenarioError:
     """Call ``loader``; a :class:`sim.ScenarioError` is returned rather than raised."""
     try:

@@ -27,7 +27,7 @@ from ui import figures, runs
 from ui.knobs import scenario_knobs, sweep_values, sweepable
 from ui.views import shared
 
-RESULT_KEY = "sweep.result"
+RESULT_KEY = "sweep.result"  # shared.design_page's key for this page
 NONE = "(none)"
 # The second parameter's choice for a one-parameter sweep.
 
@@ -66,24 +66,15 @@ def parse_values(text: str) -> list[Any]:
 
 def page() -> None:
     """Draw the Sweep page."""
-    with st.sidebar:
-        st.header("Scenario")
-        picked = shared.pick_scenario("sweep")
-        scenario = picked if isinstance(picked, Scenario) else None
-        request = _form(scenario) if scenario is not None else None
-    if scenario is None:
-        shared.no_scenario(picked, "Parameter sweep")
-        return
-    st.title(f"Sweep: {scenario.title or scenario.name}")
-    st.caption(shared.scenario_caption(scenario))
-    key = runs.scenario_key(scenario)
-    if request is not None:
-        _sweep(scenario, key, request)
-    stored: Swept | None = st.session_state.get(RESULT_KEY)
-    if stored is not None and stored.key == key:
-        _show(scenario, stored)
-    elif request is None:
-        st.info("Choose one or two fields and their values in the sidebar, then press Sweep.")
+    shared.design_page(
+        "sweep",
+        "Sweep",
+        "Parameter sweep",
+        _form,
+        _sweep,
+        _show,
+        "Choose one or two fields and their values in the sidebar, then press Sweep.",
+    )
 
 
 def _default_axes(paths: list[str]) -> tuple[str, str]:
