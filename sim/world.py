@@ -17,8 +17,10 @@ Entity names are dotted scopes: services by name (``cart``), instances ``cart-0`
 from __future__ import annotations
 
 import functools
+import gc
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import pandas as pd
@@ -841,7 +843,8 @@ class World:
             if service.brownout is not None:
                 self.env.process(self._brownout(service, service.brownout))
         duration = self.scenario.duration
-        self.env.run(until=duration)
+        with fewer_collections():
+            self.env.run(until=duration)
         self._close(self.recorder.n_bins - 1, duration)
         return self._result()
 
@@ -958,6 +961,30 @@ def _outcome_labels() -> list[str]:
 
 def _clean(value: float) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+YOUNG_COLLECTION_THRESHOLD = 10_000
+"""Allocations between two young-generation collections of the cyclic GC while a world runs
+(CPython's default is 700)."""
+
+
+@contextmanager
+def fewer_collections(threshold: int = YOUNG_COLLECTION_THRESHOLD) -> Iterator[None]:
+    """Run the cyclic garbage collector's young generation less often (restored after).
+
+    A request in flight is a stack of generators, events and their callbacks: thousands of
+    container objects live at any time, and every young-generation collection walks all those
+    allocated since the last one. With CPython's default threshold (700) a three-tier run with
+    every pattern on spent about 10 % of its time in collections that found nearly nothing
+    (28 objects in a 20 s run: requests are freed by reference counting, not by the collector).
+    At 10 000 the same garbage is still found, later; what a collection scans stays bounded.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(threshold, *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 def run(
