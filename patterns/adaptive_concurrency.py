@@ -333,7 +333,7 @@ class Gradient2Limit(_AbstractLimit):
         config = self.config
         estimated = self.estimated_limit
         queue_size = config.queue_size
-        rtt_ns = _nanos(rtt)
+        rtt_ns = round(rtt * _NANOS)  # _nanos(rtt), inline: a call per request
         self.last_rtt = rtt_ns
         short = float(rtt_ns)
         long = self.long_rtt.add(short)
@@ -435,7 +435,11 @@ class LimiterToken:
 
     def on_success(self, rtt: float | None = None) -> None:
         """Release and sample ``rtt`` (default ``env.now - start_time``) with ``did_drop=False``."""
-        limiter = self._release()
+        if self.done:
+            raise RuntimeError("limiter token already released")
+        self.done = True  # _release(), inline: a call per request
+        limiter = self._limiter
+        limiter.inflight -= 1
         limiter.successes += 1
         if rtt is None:
             rtt = limiter.env.now - self.start_time

@@ -282,6 +282,11 @@ class WaitQueue(Generic[T]):
         """The next ticket to serve (None if none is left), applying the discipline."""
         discipline = self.config.discipline
         if discipline is Discipline.CODEL:
+            if self._count == 0:  # what _codel_dequeue does with nothing queued, without a call
+                self._first_above = None
+                if self.dropping:
+                    self._leave_dropping()
+                return None
             return self._codel_dequeue(self.env.now)
         queue = self._highest()
         if queue is None:
@@ -417,7 +422,8 @@ class TokenBucket:
             added = (now - self._last) * config.refill_rate
         self._last = now
         if added > 0:
-            self._tokens = min(config.capacity, self._tokens + added)
+            tokens = self._tokens + added
+            self._tokens = tokens if tokens < config.capacity else config.capacity
 
     @property
     def tokens(self) -> float:
@@ -510,6 +516,7 @@ class RateLimiter:
         "_on_event",
         "_period_ns",
         "_permissions",
+        "_timeout_ns",
         "config",
         "env",
         "name",
@@ -533,6 +540,7 @@ class RateLimiter:
         self._cycle = 0
         self._permissions = self.config.limit_for_period
         self._nanos_to_wait = 0
+        self._timeout_ns = round(self.config.timeout_duration * 1e9)
         self.waiting = 0
         """Callers parked in :meth:`acquire_permission` (``getNumberOfWaitingThreads``)."""
 
@@ -543,11 +551,13 @@ class RateLimiter:
         """``calculateNextState`` + ``reservePermissions``: update, return nanos to wait."""
         period = self._period_ns
         per_cycle = self.config.limit_for_period
-        now = self._now_ns()
+        now = round((self.env.now - self._epoch) * 1e9)  # _now_ns(), inline: a call per hop
         cycle = now // period
         permissions = self._permissions
         if cycle != self._cycle:
-            permissions = min(permissions + (cycle - self._cycle) * per_cycle, per_cycle)
+            permissions += (cycle - self._cycle) * per_cycle
+            if permissions > per_cycle:
+                permissions = per_cycle
             self._cycle = cycle
         if permissions >= permits:
             wait = 0
@@ -572,7 +582,7 @@ class RateLimiter:
 
         0.0 means granted now. A refusal reserves nothing and does not wait.
         """
-        timeout_ns = round(self.config.timeout_duration * 1e9)
+        timeout_ns = self._timeout_ns
         wait = self._next_state(permits, timeout_ns)
         if wait <= 0:
             return 0.0
@@ -588,7 +598,7 @@ class RateLimiter:
         refused: ``(False, timeout_duration)`` (0 when the timeout is 0) - Java parks the caller
         for the whole timeout before it fails.
         """
-        timeout_ns = round(self.config.timeout_duration * 1e9)
+        timeout_ns = self._timeout_ns
         wait = self._next_state(permits, timeout_ns)
         if wait <= 0:
             return True, 0.0

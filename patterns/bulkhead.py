@@ -74,23 +74,24 @@ def bulkhead_full_message(name: str) -> str:
 class _Events:
     """The three per-call events of both resilience4j bulkheads."""
 
-    __slots__ = ("_sink", "name")
+    __slots__ = ("name", "sink")
 
     def __init__(self, name: str, on_event: EventSink | None, call_events: bool) -> None:
         self.name = name
-        self._sink = on_event if call_events else None
+        self.sink = on_event if call_events else None
+        """Where the lines go; None when per-call events are off (the hot path tests this)."""
 
     def permitted(self) -> None:
-        if self._sink is not None:
-            self._sink(EVENT_CALL_PERMITTED, f"Bulkhead '{self.name}' permitted a call.")
+        if self.sink is not None:
+            self.sink(EVENT_CALL_PERMITTED, f"Bulkhead '{self.name}' permitted a call.")
 
     def rejected(self) -> None:
-        if self._sink is not None:
-            self._sink(EVENT_CALL_REJECTED, f"Bulkhead '{self.name}' rejected a call.")
+        if self.sink is not None:
+            self.sink(EVENT_CALL_REJECTED, f"Bulkhead '{self.name}' rejected a call.")
 
     def finished(self) -> None:
-        if self._sink is not None:
-            self._sink(EVENT_CALL_FINISHED, f"Bulkhead '{self.name}' has finished a call.")
+        if self.sink is not None:
+            self.sink(EVENT_CALL_FINISHED, f"Bulkhead '{self.name}' has finished a call.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,12 +218,14 @@ class SemaphoreBulkhead(_PermitOwner):
         return self.in_flight / limit if limit else 1.0
 
     def _grant(self) -> None:
-        self.available_concurrent_calls -= 1
+        available = self.available_concurrent_calls - 1
+        self.available_concurrent_calls = available
         self.permitted += 1
-        in_flight = self.in_flight
+        in_flight = self.config.max_concurrent_calls - available  # in_flight, inline (per call)
         if in_flight > self.max_in_flight:
             self.max_in_flight = in_flight
-        self._events.permitted()
+        if self._events.sink is not None:
+            self._events.permitted()
 
     def _reject(self) -> None:
         self.rejected += 1
@@ -264,7 +267,8 @@ class SemaphoreBulkhead(_PermitOwner):
     def on_complete(self) -> None:
         """A permitted call finished (``onComplete``): release and send ``CALL_FINISHED``."""
         self.finished += 1
-        self._events.finished()
+        if self._events.sink is not None:
+            self._events.finished()
         self.release_permission()
 
     def release_permission(self) -> None:

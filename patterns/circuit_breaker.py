@@ -631,7 +631,7 @@ class CircuitBreaker:
         state = self.state
         if state is State.DISABLED or state is State.FORCED_OPEN:
             return
-        if _nanos(duration) > self._slow_nanos:
+        if round(duration * NANOS_PER_SECOND) > self._slow_nanos:  # _nanos(), inline
             outcome |= _SLOW
         failure_rate, slow_rate = self._metrics.record(self.env.now, outcome)
         if state is State.OPEN:

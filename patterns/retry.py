@@ -710,6 +710,9 @@ class _Begun:
     _value = None
 
 
+_BEGUN = cast(Event, _Begun)
+
+
 class Started(simpy.Process):
     """A process that starts at once, inside the step that makes it.
 
@@ -724,7 +727,7 @@ class Started(simpy.Process):
         Event.__init__(self, env)
         self._generator = generator
         caller = env.active_process
-        self._resume(cast(Event, _Begun))
+        self._resume(_BEGUN)
         env._active_proc = caller
 
 

@@ -78,7 +78,7 @@ class Request:
         calls below different timeouts do not see each other's).
         """
         view = Request(self.id, self.cls, self.t0)
-        view.deadline = min(self.deadline, deadline)
+        view.deadline = deadline if deadline < self.deadline else self.deadline
         return view
 
     def merge(self, view: Request) -> None:
