@@ -855,6 +855,7 @@ class Instance:
                 self.busy += 1
                 holding = True
                 stats.waited(t0, 0.0)
+                now = t0
             else:
                 capacity = self.queue_capacity
                 if capacity is not None and len(self.queue) >= capacity:
@@ -863,11 +864,7 @@ class Instance:
                 ticket = env.event()
                 self.queue.append(ticket)
                 queued_memory = service.per_queued
-                try:
-                    # a queued request holds no thread: it does not wait for the memory
-                    queued_charged = process.charge(queued_memory) != math.inf
-                except AllocationFailed:
-                    queued_charged = False
+                queued_charged = _charge_queued(process, queued_memory)
                 try:
                     yield ticket
                     holding = True
@@ -879,8 +876,9 @@ class Instance:
                             holding = True  # the slot was handed to us; give it back below
                         else:
                             self.queue.remove(ticket)
-                stats.waited(env.now, env.now - t0)
-            if request.deadline <= env.now:  # the caller gave up while this waited
+                now = env.now
+                stats.waited(now, now - t0)
+            if request.deadline <= now:  # the caller gave up while this waited
                 request.origin = (service.name, DEADLINE_EXCEEDED)
                 return self._done(DEADLINE_EXCEEDED, t0)
             outcome = yield from self._work(request, process)
@@ -942,6 +940,7 @@ class Instance:
                 pool.busy += 1
                 holding = True
                 stats.waited(t0, 0.0)
+                now = t0
             else:
                 queue = pool.queue
                 ticket = QueueTicket(t0, plan.priorities[request.cls], env.event())
@@ -953,10 +952,7 @@ class Instance:
                 got: Any = SHED
                 if not slot.triggered:
                     queued_memory = service.per_queued
-                    try:
-                        queued_charged = process.charge(queued_memory) != math.inf
-                    except AllocationFailed:
-                        queued_charged = False
+                    queued_charged = _charge_queued(process, queued_memory)
                     got = None
                     try:
                         got = yield slot
@@ -974,8 +970,9 @@ class Instance:
                     request.origin = (service.name, SHED)
                     return self._done(SHED, t0)
                 holding = True
-                stats.waited(env.now, env.now - t0)
-            if request.deadline <= env.now:  # the caller gave up while this waited
+                now = env.now
+                stats.waited(now, now - t0)
+            if request.deadline <= now:  # the caller gave up while this waited
                 request.origin = (service.name, DEADLINE_EXCEEDED)
                 outcome = DEADLINE_EXCEEDED
             else:
@@ -1035,16 +1032,17 @@ class Instance:
             self.terminate("Error", POISON_EXIT_CODE)
             return RESET
         per_request = service.per_request
-        try:
-            stall = process.charge(per_request)
-        except AllocationFailed:
-            request.origin = (service.name, ERROR)  # ENOMEM: the allocation was refused
-            return ERROR
-        if stall:
-            if not (yield from settle(env, process, per_request, stall)):
-                request.origin = (service.name, ERROR)
+        if per_request:
+            try:
+                stall = process.charge(per_request)
+            except AllocationFailed:
+                request.origin = (service.name, ERROR)  # ENOMEM: the allocation was refused
                 return ERROR
-            fault = service.perturbation
+            if stall:
+                if not (yield from settle(env, process, per_request, stall)):
+                    request.origin = (service.name, ERROR)
+                    return ERROR
+                fault = service.perturbation
         try:
             duration = self.sample()
             if fault is not None:
@@ -1059,7 +1057,8 @@ class Instance:
                 return OK
             return (yield from service.call_downstream(request, self))
         finally:
-            process.uncharge(per_request)
+            if per_request:
+                process.uncharge(per_request)
 
     @property
     def ready(self) -> bool:
@@ -1648,6 +1647,20 @@ class Service:
             counts[instance.state.value] += 1
         counts["ready"] = len(self.balancer.ready)
         return counts
+
+
+def _charge_queued(process: Process, amount: int) -> bool:
+    """Charge a queued request's ``amount`` bytes; whether they were (to uncharge after).
+
+    A queued request holds no thread: it does not wait for the memory, and a refused
+    allocation (``ENOMEM``) leaves it queued, uncharged.
+    """
+    if not amount:
+        return False
+    try:
+        return process.charge(amount) != math.inf
+    except AllocationFailed:
+        return False
 
 
 def uniform_source(rng: np.random.Generator) -> Callable[[], float]:

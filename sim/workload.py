@@ -96,7 +96,8 @@ class Workload:
             return
         profile = self.config.rate
         assert profile is not None
-        env.process(self._arrivals(lambda t: rate_at(profile, t), rate_bounds(profile), entry, 0.0))
+        rate = None if isinstance(profile, sc.ConstantRate) else functools.partial(rate_at, profile)
+        env.process(self._arrivals(rate, rate_bounds(profile), entry, 0.0))
         for surge in self.surges:
             if surge.factor > 1:
                 extra = surge.factor - 1
@@ -112,8 +113,9 @@ class Workload:
                 self._drops.append((surge, _uniform(self.seed, f"surge/{surge.name}")))
 
     def _arrivals(
-        self, rate: Callable[[float], float], peak: float, name: str, start: float
+        self, rate: Callable[[float], float] | None, peak: float, name: str, start: float
     ) -> Generator[simpy.Event, Any, None]:
+        """Poisson arrivals at ``rate(t)``, thinned from ``peak`` (``rate`` None: ``peak``)."""
         if peak <= 0:
             return
         env = self.env
@@ -124,9 +126,10 @@ class Workload:
         while True:
             yield env.timeout(gaps() / peak)
             now = env.now
-            current = rate(now)
-            if current < peak and thinning() * peak >= current:
-                continue
+            if rate is not None:
+                current = rate(now)
+                if current < peak and thinning() * peak >= current:
+                    continue
             if self._drops and self._dropped(now):
                 continue
             self._arrive(now)
@@ -154,7 +157,9 @@ class Workload:
         return request
 
     def _arrive(self, now: float) -> None:
-        self.env.process(self._request(self._new(self._class_of(self._class_draw()), now)))
+        # one class: no draw (its stream is its own, so skipping it changes no other draw)
+        cls = self._class_of(self._class_draw()) if len(self.cumulative) > 1 else 0
+        self.env.process(self._request(self._new(cls, now)))
 
     def _request(
         self, request: Request, end: Callable[[Request, Outcome], None] | None = None
