@@ -728,6 +728,15 @@ def explain(
     seed: Seed = None,
     duration: DurationOption = None,
     hold: Hold = None,
+    mechanisms: Annotated[
+        bool,
+        typer.Option(
+            "--mechanisms",
+            help="Run the design of each mechanism (OOM killer, circuit breaker, bulkhead, "
+            "supervisor) once and print them side by side instead.",
+        ),
+    ] = False,
+    jobs: Jobs = None,
 ) -> None:
     """Run once and tell the incident: blast radius, recovery, timeline, why requests failed."""
     from sim.analysis import narrate
@@ -736,10 +745,47 @@ def explain(
     loaded = _with_duration(_load(scenario), duration)
     _check_variant(loaded, variant)
     hold_time = None if hold is None else _seconds("--hold", hold)
+    if mechanisms:
+        if variant is not None:
+            _fail("--mechanisms runs every mechanism's design: give no --variant")
+        _print_mechanisms(loaded, seed, hold_time, jobs)
+        return
     done = run_once(loaded, variant, seed, hold=hold_time)
     title = loaded.name + (f" / {variant}" if variant else "")
     sys.stdout.write(f"{title}, seed {done.result.seed}\n")
     sys.stdout.write("\n".join(narrate(done.analysis)) + "\n")
+
+
+def _print_mechanisms(
+    scenario: Any, seed: int | None, hold: float | None, jobs: int | None
+) -> None:
+    """One run of each mechanism's design on a common seed, and the side-by-side table."""
+    from sim.experiment import compare as compare_designs
+    from sim.mechanisms import MechanismError, mechanism_table, mechanism_variants
+
+    if jobs is not None and jobs < 1:
+        _fail("--jobs: must be at least 1")
+    try:
+        columns = mechanism_variants(scenario)
+    except MechanismError as exc:
+        _fail(str(exc))
+    designs = list(dict.fromkeys(columns.values()))
+    done = _run_design(
+        "designs",
+        lambda progress: compare_designs(
+            scenario, designs, 1, seed=seed, hold=hold, jobs=jobs, progress=progress
+        ),
+    )
+    _report_failures(done.runs)
+    table = mechanism_table(scenario, done.runs, done.events, columns)
+    first = int(done.runs["seed"].iloc[0])
+    shown = Table("", *(f"{m.value}\n({v})" for m, v in columns.items()), show_lines=True)
+    for column in shown.columns:
+        column.overflow = "fold"  # every figure of a cell is shown, never an ellipsis
+    for row, cells in table.iterrows():
+        shown.add_row(str(row), *(str(c) for c in cells))
+    _out.print(f"{scenario.name}: four mechanisms side by side, seed {first}", markup=False)
+    _out.print(shown)
 
 
 def main() -> None:

@@ -42,8 +42,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 STARTUP_TIMEOUT = 30.0
+FLAGSHIP = "checkout-noisy-neighbor"
+"""The explorer's scenario: the flagship (its leak, evictions and OOM kills by 200 s)."""
+FLAGSHIP_DURATION = 200
 OOM = "memcg-oom-group"
-"""The explorer's and the comparison's scenario: 20 requests/s, one memcg OOM at 60 s."""
+"""The comparison's scenario: 20 requests/s, one memcg OOM at 60 s."""
 DURATION = 100
 LESSON = "panic-on-oom"
 
@@ -149,10 +152,11 @@ def _wait_for_charts(page: Page, count: int) -> None:
 
 
 def test_explorer_compare_and_training_in_chromium(server: str, shots: Path) -> None:
-    """Run a scenario in the explorer, then a comparison and a lesson; screenshot each page."""
+    """Run the flagship in the explorer, then a comparison and a lesson; screenshot each page."""
     from playwright.sync_api import sync_playwright
 
-    expected = f"{run(load_scenario(OOM), duration=DURATION).summary['availability']:.3%}"
+    flagship = load_scenario(FLAGSHIP)
+    expected = f"{run(flagship, duration=FLAGSHIP_DURATION).summary['availability']:.3%}"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -160,11 +164,11 @@ def test_explorer_compare_and_training_in_chromium(server: str, shots: Path) -> 
             page.set_default_timeout(180_000)  # generous: CI runs other tests beside this one
             page.goto(server)
 
-            # Explorer: pick a scenario, shorten it, run, wait for the KPIs and the charts.
-            _choose(page, "Catalogue scenario", OOM)
-            page.get_by_role("heading", name=load_scenario(OOM).title).wait_for()
+            # Explorer: pick the flagship, shorten it, run, wait for the KPIs and the charts.
+            _choose(page, "Catalogue scenario", FLAGSHIP)
+            page.get_by_role("heading", name=flagship.title).wait_for()
             assert page.title() == "faultlab"
-            _type(page, "Duration (s)", DURATION)
+            _type(page, "Duration (s)", FLAGSHIP_DURATION)
             page.get_by_role("button", name="Run", exact=True).click()
             kpi = page.locator('[data-testid="stMetric"]').filter(has_text="Availability")
             kpi.wait_for()

@@ -12,7 +12,10 @@ A scenario carries no quiz; its lesson is derived from what it already has:
   users best;
 - the **answers** are read from one replication of every variant on common seeds (the ``runs``
   table of :func:`sim.experiment.compare`), so they hold for the seed the lesson ran;
-- the **discussion prompts** quote each variant's overlay next to what it changed.
+- the **discussion prompts** quote each variant's overlay next to what it changed;
+- a scenario whose designs show the four mechanisms (:func:`sim.mechanisms.mechanism_variants`)
+  also gets the **side-by-side table** of :func:`sim.mechanisms.mechanism_table`, after the
+  reveal.
 
 No Streamlit here: ``ui/views/training.py`` draws the lesson.
 """
@@ -31,6 +34,7 @@ import pandas as pd
 from sim import Scenario
 from sim.analysis import fault_targets
 from sim.experiment import BASELINE
+from sim.mechanisms import Mechanism, mechanism_table, mechanism_variants, shows_mechanisms
 from ui import kpis
 
 RECOVERY = (
@@ -294,3 +298,42 @@ def discussion(lesson: Lesson, runs: pd.DataFrame) -> list[str]:
         "you first, and how long after the cause?"
     )
     return prompts
+
+
+@dataclass(frozen=True)
+class MechanismTable:
+    """The four mechanisms side by side, for a lesson whose designs show them.
+
+    Attributes:
+        designs: mechanism -> the design (variant) that shows it.
+        table: one column per mechanism, one row per question (:data:`sim.mechanisms.ROWS`).
+    """
+
+    designs: dict[Mechanism, str]
+    table: pd.DataFrame
+
+    @property
+    def caption(self) -> str:
+        """Which design filled which column."""
+        return "Columns from the runs of: " + ", ".join(
+            f"{m.value} = `{v}`" for m, v in self.designs.items()
+        )
+
+
+def mechanisms(
+    lesson: Lesson, runs: pd.DataFrame, events: pd.DataFrame, edits: Mapping[str, Any]
+) -> MechanismTable | None:
+    """The side-by-side table of a lesson's run (``None``: its designs lack a mechanism).
+
+    Args:
+        lesson: the lesson.
+        runs: as for :func:`answers`.
+        events: the event logs of the same runs (the ``events`` table of the comparison).
+        edits: the lesson's changes to the scenario (seed, duration), applied before reading.
+    """
+    scenario = lesson.scenario
+    if not shows_mechanisms(scenario):
+        return None
+    ran = scenario.with_overrides(dict(edits)) if edits else scenario
+    designs = mechanism_variants(ran)
+    return MechanismTable(designs, mechanism_table(ran, runs, events, designs))

@@ -8,8 +8,9 @@ variants):
 3. **Run**: one replication of every design (the scenario as written and each variant) on
    common seeds, on the local process pool (:func:`sim.experiment.compare`), plus the full run
    of the scenario as written for the trainer.
-4. **Reveal**: each prediction against the result, with the numbers behind it, then the rest
-   of the narrative.
+4. **Reveal**: each prediction against the result, with the numbers behind it (and, for a
+   lesson whose designs show the four mechanisms, their side-by-side table), then the rest of
+   the narrative.
 5. **Discuss**: prompts quoting what each variant changed and what that did.
 
 **Trainer mode** steps through the incident timeline of the scenario as written, entry by
@@ -242,6 +243,11 @@ def _reveal(lesson: lessons.Lesson, predictions: dict[str, str], ran: Ran) -> No
         ]
     ]
     st.dataframe(table, width="stretch")
+    side_by_side = lessons.mechanisms(lesson, ran.comparison.runs, ran.comparison.events, ran.edits)
+    if side_by_side is not None:
+        st.subheader("Four mechanisms side by side")
+        st.caption(side_by_side.caption)
+        st.table(side_by_side.table)
     if lesson.debrief:
         with st.expander("The scenario's own explanation", expanded=True):
             st.markdown(lesson.debrief)
