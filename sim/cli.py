@@ -216,10 +216,15 @@ def run(
         _fail("--format: no format given (use parquet, csv, json)")
     if unknown:
         _fail(f"--format: unknown format {', '.join(map(repr, unknown))} (use parquet, csv, json)")
-    result = run_scenario(loaded, variant=variant, seed=seed)
-    if out is not None:
+    if out is None:
+        result = run_scenario(loaded, variant=variant, seed=seed)
+    else:  # with its analysis and the scenario as run, for `faultlab report`
+        from sim import experiment
+
+        done = experiment.run(loaded, variant, seed)
+        result = done.result
         try:
-            result.save(out, tuple(chosen))
+            done.save(out, tuple(chosen))
         except OSError as exc:
             _fail(f"--out: cannot write {out}: {exc}")
     if as_json:
@@ -568,10 +573,10 @@ def shown_variants(stats: Any) -> list[str]:
 
 def _write_report(out: Path, scenario: Any, reference: str, names: list[str], seed: Any) -> None:
     """Save one run per variant (the first seed) under ``out/runs`` and write the HTML report."""
-    from sim.world import run as run_scenario
+    from sim import experiment
 
     for name in names:
-        run_scenario(scenario, variant=name, seed=seed).save(out / "runs" / name, ("parquet",))
+        experiment.run(scenario, name, seed).save(out / "runs" / name)
     path = _build_report(out)
     _out.print(f"report written to {path}")
 

@@ -168,6 +168,10 @@ class Task:
         return base.with_overrides(overrides)
 
 
+SCENARIO_FILE = "scenario.json"
+"""Where :meth:`Run.save` writes the scenario as run (``Scenario.model_validate_json`` reads it)."""
+
+
 @dataclass(frozen=True)
 class Run:
     """One run and its analysis."""
@@ -176,6 +180,25 @@ class Run:
     analysis: Analysis
     scenario: sc.Scenario
     """The scenario as run: variant and overrides applied."""
+
+    def save(self, directory: str | Path, formats: tuple[str, ...] = ("parquet",)) -> Path:
+        """Write the run's tables (:meth:`RunResult.save`), its analysis and the scenario as run.
+
+        Besides the result's tables: ``slo`` (every SLO window) and ``timeline`` (the incident
+        timeline) in each format, and :data:`SCENARIO_FILE` (variants dropped: they are applied
+        already), so that a report can draw what the explorer draws.
+        """
+        out = self.result.save(directory, formats)
+        for name, frame in (("slo", self.analysis.slo), ("timeline", self.analysis.timeline)):
+            if "parquet" in formats:
+                frame.to_parquet(out / f"{name}.parquet", index=False)
+            if "csv" in formats:
+                frame.to_csv(out / f"{name}.csv", index=False)
+            if "json" in formats:
+                frame.to_json(out / f"{name}.json", orient="records", indent=1)
+        as_run = self.scenario.model_copy(update={"variants": {}})
+        (out / SCENARIO_FILE).write_text(as_run.model_dump_json(indent=1) + "\n", encoding="utf-8")
+        return out
 
 
 def _run_task(task: Task) -> Run:

@@ -2,22 +2,52 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
-from sim import run
+import pandas as pd
+
+from sim import Scenario, experiment, run
+from sim.experiment import SCENARIO_FILE
 from ui.report import build_report
 
 
 def test_run_report_has_one_plotly_bundle_kpis_and_figures(tmp_path: Path):
-    result = run("three-tier", duration=90.0)
-    result.save(tmp_path, ("parquet",))
+    """A saved run with its analysis: the explorer's timeline and topology, plotly.js once."""
+    done = experiment.run("three-tier", duration=90.0)
+    done.save(tmp_path)
     text = build_report(tmp_path).read_text(encoding="utf-8")
     assert text.count("plotly.js v") == 1
     assert "Availability" in text
     assert "p99 latency" in text
     assert text.count('class="figure"') == 7
+    # the explorer's builders: the timeline's lines and the topology's time slider
+    assert "Incident timeline" in text
+    assert "Topology coloured by impact (the slider moves through the run)" in text
+    first = done.analysis.timeline["text"].iloc[0]
+    assert json.dumps(first)[1:-1].replace("/", "\\/")[:40] in text or first[:40] in text
+    assert '"sliders"' in text
+
+
+def test_saved_run_round_trips_the_scenario_and_analysis(tmp_path: Path):
+    """Run.save writes the scenario as run (variant applied, no variants) and its analysis."""
+    done = experiment.run("three-tier", "baseline", duration=90.0)
+    done.save(tmp_path)
+    loaded = Scenario.model_validate_json((tmp_path / SCENARIO_FILE).read_text(encoding="utf-8"))
+    assert loaded == done.scenario.model_copy(update={"variants": {}})
+    slo = pd.read_parquet(tmp_path / "slo.parquet")
+    pd.testing.assert_frame_equal(slo, done.analysis.slo, check_dtype=False)
+    assert len(pd.read_parquet(tmp_path / "timeline.parquet")) == len(done.analysis.timeline)
+
+
+def test_run_without_analysis_reports_without_timeline_or_topology(tmp_path: Path):
+    """A directory of RunResult.save alone: the charts, and one line saying what is missing."""
+    run("three-tier", duration=90.0).save(tmp_path, ("parquet",))
+    text = build_report(tmp_path).read_text(encoding="utf-8")
+    assert text.count('class="figure"') == 5
+    assert "this directory has no scenario.json" in text
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

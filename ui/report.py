@@ -4,7 +4,9 @@ One self-contained file: plotly.js is embedded once (with the first figure), eve
 refers to it. The figures are the explorer's (:mod:`ui.figures`), so a chart looks the same in the
 app and in the report. Input is an output directory:
 
-* of ``faultlab run --out DIR``: ``summary.json``, ``timeseries.parquet``, ``events.parquet``;
+* of ``faultlab run --out DIR``: ``summary.json``, ``timeseries.parquet``, ``events.parquet``,
+  and the analysis and the scenario as run (``slo.parquet``, ``timeline.parquet``,
+  ``scenario.json``: :meth:`sim.experiment.Run.save`) for the incident timeline and the topology;
 * of ``faultlab compare --out DIR``: ``stats.parquet`` and ``runs.parquet`` (comparison bars with
   95% CIs, the KPI table per variant) and, when ``compare`` wrote them, one run directory per
   variant under ``DIR/runs/<variant>/`` (the first seed), drawn like a run;
@@ -24,6 +26,9 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from sim import Scenario
+from sim.experiment import SCENARIO_FILE
+from sim.scenario import placements
 from ui import figures
 from ui.kpis import headline_kpis
 
@@ -76,7 +81,6 @@ def _run_sections(page: _Page, directory: Path, title: str | None = None) -> Non
     summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
     ts = pd.read_parquet(directory / "timeseries.parquet")
     events = pd.read_parquet(directory / "events.parquet")
-    services = pd.read_parquet(directory / "services.parquet")
     variant = summary.get("variant") or "as written"
     page.heading(title or f"{summary['scenario']} / {variant}, seed {summary['seed']}")
     page.table(pd.DataFrame([{k.label: k.value for k in headline_kpis(summary)}]))
@@ -90,10 +94,23 @@ def _run_sections(page: _Page, directory: Path, title: str | None = None) -> Non
     page.figure(figures.add_event_markers(figures.ready_instances(ts), events))
     page.heading("Breaker states", 3)
     page.figure(figures.breaker_states(ts))
+    scenario_file = directory / SCENARIO_FILE
+    if not scenario_file.exists():
+        page.text(
+            "No incident timeline or topology: this directory has no scenario.json (written by "
+            "faultlab run --out and faultlab compare --out since they draw them); run it again."
+        )
+        return
+    scenario = Scenario.model_validate_json(scenario_file.read_text(encoding="utf-8"))
+    slo = pd.read_parquet(directory / "slo.parquet")
     page.heading("Incident timeline", 3)
-    page.figure(figures.report_incident_timeline(events))
-    page.heading("Topology coloured by impact", 3)
-    page.figure(figures.report_topology(services))
+    page.figure(figures.incident_timeline(pd.read_parquet(directory / "timeline.parquet")))
+    page.heading("Topology coloured by impact (the slider moves through the run)", 3)
+    page.figure(
+        figures.topology(
+            scenario.call_graph(), placements(scenario), scenario.workload.entry, slo, ts
+        )
+    )
 
 
 def _comparison_sections(page: _Page, directory: Path) -> None:
