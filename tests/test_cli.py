@@ -45,7 +45,7 @@ def test_run_json_is_the_run_summary():
 
 
 def test_run_writes_every_table_in_each_format(tmp_path: Path):
-    """``run --out DIR --format csv,json`` writes the tables and the summary there."""
+    """``run --out DIR --format csv,json`` writes the tables, the analysis and the summary."""
     out = tmp_path / "r"
     result = runner.invoke(
         app, ["run", "three-tier", "--duration", "61s", "--out", str(out), "--format", "csv,json"]
@@ -53,8 +53,14 @@ def test_run_writes_every_table_in_each_format(tmp_path: Path):
     assert result.exit_code == 0
     names = sorted(p.name for p in out.iterdir())
     tables = ("entities", "events", "failures", "latency", "services", "timeseries")
+    tables += ("slo", "timeline")  # the analysis, for `faultlab report`
     assert names == sorted(
-        [*(f"{t}.csv" for t in tables), *(f"{t}.json" for t in tables), "summary.json"]
+        [
+            *(f"{t}.csv" for t in tables),
+            *(f"{t}.json" for t in tables),
+            "summary.json",
+            "scenario.json",
+        ]
     )
 
 
