@@ -151,7 +151,7 @@ def list_scenarios() -> None:
 
 @app.command()
 def show(name: Annotated[str, typer.Argument(help="Catalogue name or YAML file.")]) -> None:
-    """Print a scenario's narrative and its YAML."""
+    """Print a scenario's learning goals, narrative and YAML."""
     from rich.markdown import Markdown
     from rich.syntax import Syntax
 
@@ -164,6 +164,10 @@ def show(name: Annotated[str, typer.Argument(help="Catalogue name or YAML file."
         assert found is not None
         path = found
     _out.print(f"[bold]{scenario.name}[/bold] — {scenario.title}")
+    if scenario.goals:
+        _out.print("[bold]Learning goals[/bold]")
+        for goal in scenario.goals:
+            _out.print(f"  • {goal}", markup=False, highlight=False)
     if scenario.description:
         _out.print(Markdown(scenario.description))
     _out.print(Syntax(path.read_text(encoding="utf-8"), "yaml", theme="ansi_dark"))

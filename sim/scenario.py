@@ -1629,11 +1629,18 @@ class CrossReferenceError(Exception):
 
 
 class Scenario(Model):
-    """A complete scenario: hosts, services, workload, faults, SLO and variants."""
+    """A complete scenario: hosts, services, workload, faults, SLO and variants.
+
+    ``title``, ``description`` (a Markdown narrative: context, ``**Predict:**``, ``**Look
+    at:**``, what happens) and ``goals`` (the learning goals of its lesson, one sentence each:
+    "Tell a kubelet eviction from a kernel OOM kill in the event log") are for people; they
+    change nothing in a run.
+    """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     title: str = ""
     description: str = ""
+    goals: list[Annotated[str, Field(min_length=1)]] = []
     duration: PositiveDuration
     seed: Annotated[int, Field(ge=0)] = 0
     hosts: list[Host] = Field(min_length=1)

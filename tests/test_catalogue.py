@@ -15,6 +15,7 @@ import pytest
 
 import scenarios
 from sim import load_scenario, run
+from ui.lessons import split_narrative
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_RUNS = {
@@ -55,6 +56,25 @@ def test_every_catalogue_scenario_tells_its_story():
         assert scenario.name == name
         assert scenario.title
         assert len(scenario.description) > 200
+
+
+@pytest.mark.parametrize("name", scenarios.names())
+def test_every_catalogue_scenario_is_a_lesson(name: str):
+    """A lesson: a title, 2-4 learning goals, a ``**Predict:**`` step, and a variant to compare.
+
+    The training page splits the narrative at ``**Predict:**`` (``ui.lessons.split_narrative``):
+    without it the trainee would read the answers before predicting.
+    """
+    scenario = load_scenario(name)
+    assert scenario.title
+    assert 2 <= len(scenario.goals) <= 4
+    assert all(goal.strip() and goal.endswith(".") for goal in scenario.goals)
+    assert "**Predict:**" in scenario.description
+    context, prompt, debrief = split_narrative(scenario.description)
+    assert context
+    assert prompt
+    assert debrief
+    assert any(variant != "baseline" for variant in scenario.variants)
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN_RUNS))

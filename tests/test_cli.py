@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sim import run
+from sim import load_scenario, run
 from sim.cli import app
 
 runner = CliRunner()
@@ -31,6 +31,16 @@ def test_show_prints_the_narrative_and_the_yaml():
     assert result.exit_code == 0
     assert "three-tier — Three tiers and a crash" in result.stdout
     assert "kind: crash" in result.stdout
+
+
+def test_show_lists_the_learning_goals_before_the_narrative():
+    """``show`` prints each learning goal under its heading, ahead of the narrative."""
+    result = runner.invoke(app, ["show", "node-drain"], terminal_width=400)
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())  # rich wraps long lines
+    goals = [f"• {goal}" for goal in load_scenario("node-drain").goals]
+    assert text.index("Learning goals") < text.index(goals[0]) < text.index("Predict:")
+    assert all(goal in text for goal in goals)
 
 
 def test_run_json_is_the_run_summary():

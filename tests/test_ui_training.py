@@ -39,6 +39,15 @@ def test_narrative_is_split_at_the_predict_section() -> None:
     assert lessons.split_narrative("No markers here.") == ("No markers here.", "", "")
 
 
+def test_a_lesson_carries_the_scenario_goals() -> None:
+    """The learning goals are the scenario's own, in order; a scenario without any has none."""
+    scenario = load_scenario(LESSON)
+    assert lessons.lesson(scenario, ["baseline"]).goals == tuple(scenario.goals)
+    assert len(scenario.goals) >= 2
+    bare = scenario.model_copy(update={"goals": []})
+    assert lessons.lesson(bare, ["baseline"]).goals == ()
+
+
 def test_questions_come_from_faults_and_variants() -> None:
     """Faults give the recovery, blast radius and OOM questions; variants the best design."""
     scenario = load_scenario(LESSON)
@@ -88,6 +97,10 @@ def test_training_flow_records_predictions_and_reveals(lesson_runs: pd.DataFrame
     at.selectbox(key="training.lesson").set_value(LESSON).run()
     assert not at.exception
     assert [h.value for h in at.header][:3] == ["1. The situation", "2. Predict", "3. Run"]
+    goals = load_scenario(LESSON).goals
+    assert at.markdown[0].value == "**After this lesson you can:**\n" + "\n".join(
+        f"- {goal}" for goal in goals
+    ), "the learning goals come first, before the situation and the predictions"
     run_button = at.button(key=f"FormSubmitter:{PREFIX}.run-Run the lesson")
     assert run_button.disabled, "no run before the predictions are locked in"
 
@@ -97,7 +110,7 @@ def test_training_flow_records_predictions_and_reveals(lesson_runs: pd.DataFrame
     at.button(key=f"FormSubmitter:{PREFIX}.predict-Lock in my predictions").click().run()
     assert at.session_state[f"{PREFIX}.predictions"] == predictions
     assert not at.radio, "locked predictions are text, no longer choices"
-    assert "kill a process? **Yes**" in at.markdown[2].value
+    assert "kill a process? **Yes**" in at.markdown[3].value
 
     at.number_input(key="training.jobs").set_value(2)
     at.button(key=f"FormSubmitter:{PREFIX}.run-Run the lesson").click().run()

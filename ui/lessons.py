@@ -2,6 +2,7 @@
 
 A scenario carries no quiz; its lesson is derived from what it already has:
 
+- the **goals** are its own ``goals`` (what the trainee should be able to do afterwards);
 - the **narrative** is its description, split at its bold section markers: what comes before
   ``**Predict:**`` sets the scene, the ``Predict`` section is the author's question, and the
   rest (``Look at``, ``What happens``, ``Variants``...) is kept for after the reveal, since it
@@ -82,6 +83,7 @@ class Lesson:
 
     Attributes:
         scenario: the scenario.
+        goals: the scenario's learning goals (one sentence each; may be empty).
         context: the narrative up to the predict step (Markdown).
         prompt: the author's own predict section (Markdown; empty when there is none).
         debrief: the rest of the narrative, shown after the reveal (Markdown).
@@ -89,6 +91,7 @@ class Lesson:
     """
 
     scenario: Scenario
+    goals: tuple[str, ...]
     context: str
     prompt: str
     debrief: str
@@ -154,7 +157,7 @@ def lesson(scenario: Scenario, variants: list[str]) -> Lesson:
                 tuple(variants),
             )
         )
-    return Lesson(scenario, context, prompt, debrief, tuple(questions))
+    return Lesson(scenario, tuple(scenario.goals), context, prompt, debrief, tuple(questions))
 
 
 def _baseline(runs: pd.DataFrame) -> Mapping[str, Any]:

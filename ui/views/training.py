@@ -3,6 +3,7 @@
 The steps (:mod:`ui.lessons` derives the questions and answers from the scenario and its
 variants):
 
+0. **Goals**: the scenario's learning goals, at the top of the page.
 1. **Narrative**: the scenario's description up to its predict section.
 2. **Predict**: the trainee answers multiple-choice questions and locks them in.
 3. **Run**: one replication of every design (the scenario as written and each variant) on
@@ -90,6 +91,10 @@ def page() -> None:
     )
     st.title(f"Lesson: {scenario.title or scenario.name}")
     st.caption(shared.scenario_caption(scenario))
+    if lesson.goals:
+        st.markdown(
+            "**After this lesson you can:**\n" + "\n".join(f"- {goal}" for goal in lesson.goals)
+        )
 
     st.header("1. The situation")
     st.markdown(lesson.context or "_This scenario has no narrative._")
