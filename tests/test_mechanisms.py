@@ -300,10 +300,8 @@ def test_the_narrative_quotes_the_runs(designs: Comparison) -> None:
     assert "eleventh exit, at 85.9 s" in text
     assert len(of("supervisor-intensity-10", "supervisor_child_terminated")) == 11
     assert by.loc["supervisor-intensity-10", "metastable"]
-    assert "**Learning goals:**" in scenario.description
-    assert scenario.description.index("**Learning goals:**") < scenario.description.index(
-        "**Predict:**"
-    )
+    assert len(scenario.goals) == 4
+    assert any("eight questions" in goal for goal in scenario.goals)
 
 
 def test_explain_mechanisms_prints_the_table() -> None:
