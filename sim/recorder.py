@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from sim.request import OUTCOMES
 
@@ -148,6 +151,34 @@ class EntityStats:
         self.last = end
 
 
+class Names:
+    """Names coded as small integers, decoded into a string column by Arrow in one pass."""
+
+    def __init__(self, names: list[str] | None = None) -> None:
+        self.names: list[str] = []
+        self._codes: dict[str, int] = {}
+        for name in names or []:
+            self.code(name)
+
+    def code(self, name: str) -> int:
+        """The code of ``name`` (a new one the first time)."""
+        code = self._codes.get(name)
+        if code is None:
+            code = self._codes[name] = len(self.names)
+            self.names.append(name)
+        return code
+
+    def decode(self, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+        """The names of ``codes`` as pandas' default string column (no Python str per row)."""
+        column = pa.DictionaryArray.from_arrays(
+            pa.array(codes, pa.int32()), pa.array(self.names, pa.string())
+        ).cast(pa.string())
+        decoded: pd.api.extensions.ExtensionArray = pd.array(
+            column, dtype=pd.StringDtype("pyarrow", na_value=math.nan)
+        )
+        return decoded
+
+
 @dataclass
 class EventRow:
     """One row of the event log."""
@@ -169,7 +200,8 @@ class Recorder:
         self.n_bins = bin_count(duration, bin_width)
         self.duration = duration
         self.stats = {name: EntityStats(name, self.n_bins, bin_width) for name in entities}
-        self.gauges: dict[tuple[str, str], list[float]] = {}
+        self.gauges: dict[tuple[str, str], array[float]] = {}
+        """Sampled gauges, one compact array of floats (8 bytes a bin) per entity and metric."""
         self.events: list[EventRow] = []
         self.max_events = max_events
         self.dropped_events = 0
@@ -187,7 +219,7 @@ class Recorder:
         """Set a sampled gauge for bin ``index``."""
         series = self.gauges.get((entity, metric))
         if series is None:
-            series = self.gauges[(entity, metric)] = [math.nan] * self.n_bins
+            series = self.gauges[(entity, metric)] = array("d", [math.nan]) * self.n_bins
         series[index] = value
 
     def close_bin(self, index: int, end: float) -> None:
@@ -198,31 +230,56 @@ class Recorder:
     # ------------------------------------------------------------------ results
 
     def timeseries(self) -> pd.DataFrame:
-        """Tidy long table: one row per bin start ``t``, ``entity`` and ``metric``."""
+        """Tidy long table: one row per bin start ``t``, ``entity`` and ``metric``.
+
+        Rows run entity by entity, bin by bin, the metrics of a bin together (the counters'
+        entities first, then each gauge's series). Built column by column, with no Python object
+        per row (the names are codes that Arrow decodes): a long run's table is the biggest
+        thing a run allocates.
+        """
+        n = self.n_bins
         width = self.bin_width
-        frames: list[dict[str, Any]] = []
+        starts = np.arange(n) * width
+        spans = np.minimum(width, self.duration - starts)
+        metrics = [*(f"rate.{o.label}" for o in OUTCOMES)]
+        metrics += ["latency_mean", "latency_p50", "latency_p99", "in_system"]
+        k = len(metrics)
+        entities = Names()
+        names = Names(metrics)
+        columns: dict[str, list[np.ndarray]] = {"t": [], "entity": [], "metric": [], "value": []}
+
+        def add(t: np.ndarray, entity: str, metric: np.ndarray, value: np.ndarray) -> None:
+            columns["t"].append(t)
+            columns["entity"].append(np.full(len(value), entities.code(entity), np.int32))
+            columns["metric"].append(metric)
+            columns["value"].append(value)
+
+        per_bin = np.tile(np.arange(k, dtype=np.int32), n)
         for name, stats in self.stats.items():
-            for index in range(self.n_bins):
-                t = index * width
-                span = min(width, self.duration - t)
-                base = index * N_OUTCOMES
-                row_counts = stats.counts[base : base + N_OUTCOMES]
-                for outcome in OUTCOMES:
-                    frames.append(
-                        _row(t, name, f"rate.{outcome.label}", row_counts[outcome] / span)
-                    )
-                good = row_counts[0] + row_counts[1]
-                hist = stats.hist[index]
-                frames.append(
-                    _row(t, name, "latency_mean", stats.lat_sum[index] / good if good else math.nan)
-                )
-                frames.append(_row(t, name, "latency_p50", percentile(hist, 0.50)))
-                frames.append(_row(t, name, "latency_p99", percentile(hist, 0.99)))
-                frames.append(_row(t, name, "in_system", stats.area[index] / span))
+            counts = np.array(stats.counts, dtype=float).reshape(n, N_OUTCOMES)
+            block = np.empty((n, k))
+            block[:, :N_OUTCOMES] = counts / spans[:, None]
+            good = counts[:, 0] + counts[:, 1]
+            block[:, N_OUTCOMES] = np.divide(
+                np.array(stats.lat_sum), good, out=np.full(n, math.nan), where=good > 0
+            )
+            block[:, N_OUTCOMES + 1] = [percentile(hist, 0.50) for hist in stats.hist]
+            block[:, N_OUTCOMES + 2] = [percentile(hist, 0.99) for hist in stats.hist]
+            block[:, N_OUTCOMES + 3] = np.array(stats.area) / spans
+            add(np.repeat(starts, k), name, per_bin, block.ravel())
         for (entity, metric), series in self.gauges.items():
-            for index, value in enumerate(series):
-                frames.append(_row(index * width, entity, metric, value))
-        return pd.DataFrame(frames, columns=["t", "entity", "metric", "value"])
+            add(starts, entity, np.full(n, names.code(metric), np.int32), np.asarray(series))
+        if not columns["t"]:
+            return pd.DataFrame(columns=["t", "entity", "metric", "value"])
+        joined = {key: np.concatenate(parts) for key, parts in columns.items()}
+        return pd.DataFrame(
+            {
+                "t": joined["t"],
+                "entity": entities.decode(joined["entity"]),
+                "metric": names.decode(joined["metric"]),
+                "value": joined["value"],
+            }
+        )
 
     def latency_histograms(self) -> pd.DataFrame:
         """The latency histogram of each bin's successful requests: ``t, entity, bucket, count``.
@@ -231,13 +288,27 @@ class Recorder:
         window's percentile (``sim/analysis.py``) is as good as a single bin's.
         """
         width = self.bin_width
-        rows = [
-            (index * width, name, bucket, count)
-            for name, stats in self.stats.items()
-            for index, hist in enumerate(stats.hist)
-            for bucket, count in sorted(hist.items())
-        ]
-        return pd.DataFrame(rows, columns=["t", "entity", "bucket", "count"])
+        index = array("q")
+        entity = array("i")
+        bucket = array("q")
+        count = array("q")
+        entities = Names()
+        for name, stats in self.stats.items():
+            code = entities.code(name)
+            for i, hist in enumerate(stats.hist):
+                for key in sorted(hist):
+                    index.append(i)
+                    entity.append(code)
+                    bucket.append(key)
+                    count.append(hist[key])
+        return pd.DataFrame(
+            {
+                "t": np.frombuffer(index, dtype=np.int64) * width,
+                "entity": entities.decode(np.frombuffer(entity, dtype=np.int32)),
+                "bucket": np.frombuffer(bucket, dtype=np.int64),
+                "count": np.frombuffer(count, dtype=np.int64),
+            }
+        )
 
     def events_frame(self) -> pd.DataFrame:
         """The event log as a DataFrame (``t, host, entity, kind, detail``)."""
@@ -274,10 +345,6 @@ class Recorder:
         for outcome in OUTCOMES:
             row[outcome.label] = totals[outcome]
         return row
-
-
-def _row(t: float, entity: str, metric: str, value: float) -> dict[str, Any]:
-    return {"t": t, "entity": entity, "metric": metric, "value": value}
 
 
 @dataclass
