@@ -72,6 +72,11 @@ are there for information only (no target). The lines, and what each one compare
   per worker has imported the model; the start-up (pool or cluster, and the warm-up) is in the
   JSON as ``startup_s``. **Speed-up** = time on 1 / time on 2: **>= 1.8x**. The flagship is
   chosen because a replication lasts seconds, so the per-task overhead is small against it.
+  This line needs an otherwise idle machine: with Linux's autogroup scheduling
+  (``/proc/sys/kernel/sched_autogroup_enabled``) the CPU is shared between sessions, not
+  processes, so while another session keeps a core busy the two workers share about one core
+  and the speed-up measures the neighbours, not faultlab (each flagship replication took 1.6 s
+  on 1 worker and 3.5 s on each of 2, on the shared development machine).
 
 **Timing.** Each side of a line is run ``repeat`` times (alternating between the sides), after a
 short untimed warm-up run of each (imports, caches); the best (minimum) wall time is kept, as

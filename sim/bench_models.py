@@ -26,9 +26,9 @@ Both models draw from the very same named random streams as faultlab's run of th
 same arrivals and service times (common random numbers): they serve the same hops and see the
 same queue waits, up to ties between simultaneous events.
 
-Each tier counts its **hops** (requests it finished serving, whatever happened downstream) and
-the **queue wait** of every request it gave a worker to (zero waits included, as faultlab's
-``wait_mean``); requests still in flight at the end count for neither.
+Each tier counts its **hops** (requests it finished serving, whatever happened downstream;
+requests still in flight at the end are not hops) and the **queue wait** of every request it
+gave a worker to, zero waits included, as faultlab's ``wait_mean`` does.
 """
 
 from __future__ import annotations
