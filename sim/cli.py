@@ -311,54 +311,95 @@ def _ms(value: float | None) -> str:
 
 @app.command()
 def bench(
+    only: Annotated[
+        str | None,
+        typer.Option(
+            help="Measurements to run, comma-separated: three-tier, mmc, flagship, memory, "
+            "process-pool, dask (default: all)."
+        ),
+    ] = None,
     duration: Annotated[
-        str, typer.Option(help="Simulated time of each run, e.g. 60s or 5m.")
+        str, typer.Option(help="Simulated time of each three-tier run, e.g. 60s or 5m.")
     ] = "60s",
-    repeat: Annotated[int, typer.Option(help="Timed runs per model; the best is kept.")] = 3,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    repeat: Annotated[
+        int, typer.Option(help="Timed runs per model (three-tier, flagship); the best is kept.")
+    ] = 3,
+    customers: Annotated[int, typer.Option(help="Customers of the M/M/c runs.")] = 1_000_000,
+    reps: Annotated[int, typer.Option(help="Replications of the scale-out lines.")] = 8,
+    flagship_duration: Annotated[
+        str | None,
+        typer.Option(help="Run length of the flagship, memory and scale-out lines (default 5m)."),
+    ] = None,
+    json_path: Annotated[
+        str | None,
+        typer.Option("--json", help="Also write the suite as JSON to this file ('-': stdout)."),
+    ] = None,
 ) -> None:
-    """Per-hop cost of three-tier (patterns off) against a bare-SimPy model of the same shape."""
+    """The benchmark suite: faultlab against bare SimPy, theory and its targets (issue 8)."""
     import json
 
-    from sim.bench import PATTERNS_ON_TARGET, SCENARIO, TARGET_RATIO
-    from sim.bench import bench as run_bench
-    from sim.units import format_bytes, format_duration
+    from sim.bench import MEASUREMENTS, SettingError, Settings, parse_only, run_suite
 
-    length = _seconds("--duration", duration)
-    if repeat < 1:
-        _fail("--repeat: must be at least 1")
-    result = run_bench(length, repeat)
-    if as_json:
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n")
-        return
-    table = Table(
-        "model",
-        "hops",
-        f"wall (best of {repeat})",
-        "hops/s",
-        "µs/hop",
-        "peak memory",
-        title=f"{SCENARIO}, {format_duration(length)} simulated, seed {result.seed}",
-    )
-    for side in (result.bare, result.faultlab, result.patterns_on):
-        table.add_row(
-            side.name,
-            str(side.hops),
-            f"{side.wall:.3f}s",
-            f"{side.hops_per_s:,.0f}",
-            f"{side.us_per_hop:.2f}",
-            format_bytes(side.peak_bytes),
+    try:
+        settings = Settings(
+            only=MEASUREMENTS if only is None else parse_only(only),
+            duration=_seconds("--duration", duration),
+            repeat=repeat,
+            customers=customers,
+            reps=reps,
+            flagship_duration=None
+            if flagship_duration is None
+            else _seconds("--flagship-duration", flagship_duration),
         )
-    _out.print(table)
-    for label, ratio, target in (
-        ("patterns off", result.ratio, TARGET_RATIO),
-        ("patterns on", result.ratio_patterns_on, PATTERNS_ON_TARGET),
-    ):
-        verdict = "[green]within[/green]" if ratio <= target else "[red]over[/red]"
-        _out.print(
-            f"ratio, {label} (faultlab / bare time per hop): [bold]{ratio:.2f}x[/bold], "
-            f"{verdict} the target of {target:g}x"
+    except SettingError as exc:
+        _fail(f"--{exc.option}: {exc.message}")
+    target = None if json_path in (None, "-") else Path(str(json_path))
+    if target is not None and not target.parent.is_dir():
+        _fail(f"--json: no directory {target.parent}")
+    to_stdout = json_path == "-"
+    suite = run_suite(settings, None if to_stdout else lambda name: _err.print(f"measuring {name}"))
+    payload = json.dumps(suite.to_dict(), indent=2, sort_keys=True) + "\n"
+    if target is not None:
+        try:
+            target.write_text(payload)
+        except OSError as exc:
+            _fail(f"--json: {exc}")
+    if to_stdout:
+        sys.stdout.write(payload)
+    else:
+        table = Table(
+            "measurement",
+            "faultlab",
+            "reference",
+            "ratio / value",
+            "target",
+            "result",
+            title=f"faultlab bench (best of {settings.repeat})",
+            caption=_machine(suite.load),
         )
+        colour = {"pass": "green", "FAIL": "red", "error": "red", "info": "dim"}
+        for line in suite.lines:
+            *cells, verdict = line.cells()
+            table.add_row(*cells, f"[{colour[verdict]}]{verdict}[/{colour[verdict]}]")
+        _out.print(table)
+        for line in suite.lines:
+            if line.error is not None:
+                _out.print(f"{line.key}: {line.error}", markup=False)
+    if any(line.error is not None for line in suite.lines):
+        raise typer.Exit(1)  # a line could not be measured; a missed target is a figure
+
+
+def _machine(load: tuple[float, float] | None) -> str:
+    """The table's caption: the machine, and how busy it was (wall times depend on both)."""
+    import os
+
+    cpus = os.cpu_count() or 1
+    text = f"{cpus} CPUs"
+    if load is not None:
+        text += f", load average {load[0]:.1f} before, {load[1]:.1f} after"
+        if max(load) > cpus:
+            text += ": other work was running, wall times are pessimistic"
+    return text
 
 
 @app.command()

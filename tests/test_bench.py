@@ -1,27 +1,44 @@
-"""``faultlab bench``: behaviour only (what is run and reported), never timing."""
+"""``faultlab bench``: behaviour only (what is run, compared and reported), never timing."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from sim import run
-from sim.bench import bench_scenario, chain, patterns_on_scenario, run_bare, run_faultlab
+from sim import bench, run
+from sim.bench import (
+    MEASUREMENTS,
+    Line,
+    SettingError,
+    Settings,
+    bench_scenario,
+    measure_memory,
+    measure_mmc,
+    measure_scale_out,
+    mmc_scenario,
+    parse_only,
+    patterns_on_scenario,
+    peak_memory,
+    run_faultlab,
+)
+from sim.bench_models import PROCESS_PER_CALL, YIELD_FROM, chain, run_bare
 from sim.cli import app
+from sim.queueing import erlang_c, mmc_mean_wait
 from sim.scenario import ConstantRate, load_scenario
 
 
 def test_bench_scenario_turns_patterns_off_and_keeps_the_shape() -> None:
     base = load_scenario("three-tier")
-    bench = bench_scenario(7.0)
-    assert bench.duration == 7.0
-    assert bench.faults == []
-    assert bench.variants == {}
-    assert bench.workload.timeout is None
-    assert bench.workload.rate == base.workload.rate
-    for name, service in bench.services.items():
+    scenario = bench_scenario(7.0)
+    assert scenario.duration == 7.0
+    assert scenario.faults == []
+    assert scenario.variants == {}
+    assert scenario.workload.timeout is None
+    assert scenario.workload.rate == base.workload.rate
+    for name, service in scenario.services.items():
         original = base.services[name]
         assert service.admission.queue.capacity is None
         assert all(call.timeout is None for call in service.calls)
@@ -29,20 +46,28 @@ def test_bench_scenario_turns_patterns_off_and_keeps_the_shape() -> None:
         assert service.replicas == original.replicas
         assert service.workers == original.workers
         assert service.service_time == original.service_time
-    assert [t.name for t in chain(bench)] == ["frontend", "cart", "payments"]
+    assert [t.name for t in chain(scenario)] == ["frontend", "cart", "payments"]
 
 
-def test_bare_and_faultlab_serve_the_same_hops() -> None:
-    # The same queueing system on the same random streams: the same hops, up to ties and to the
-    # few requests in flight at the end.
+def test_both_bare_models_and_faultlab_serve_the_same_hops() -> None:
+    """Common random numbers: the same arrivals and service times, so the same hops per tier.
+
+    Up to ties between simultaneous events and the few requests in flight at the end.
+    """
     scenario = bench_scenario(5.0)
     rate = scenario.workload.rate
     assert isinstance(rate, ConstantRate)
-    bare = run_bare(scenario)
+    naive = run_bare(scenario, PROCESS_PER_CALL)
+    lean = run_bare(scenario, YIELD_FROM)
     faultlab = run_faultlab(scenario)
-    expected = 3 * rate.rate * scenario.duration
-    assert bare == pytest.approx(expected, rel=0.1)
-    assert faultlab == pytest.approx(bare, rel=0.02)
+    assert naive.tiers == lean.tiers == ("frontend", "cart", "payments")
+    assert naive.hops == pytest.approx(3 * rate.rate * scenario.duration, rel=0.1)
+    assert lean.hops == pytest.approx(naive.hops, rel=0.02)
+    assert faultlab.hops == pytest.approx(naive.hops, rel=0.02)
+    served = dict(zip(faultlab.tiers, faultlab.hops_per_tier, strict=True))
+    for tier, hops in zip(naive.tiers, naive.hops_per_tier, strict=True):
+        assert served[tier] == pytest.approx(hops, rel=0.02)
+    assert lean.wait_means == pytest.approx(naive.wait_means, rel=0.05, abs=1e-4)
 
 
 def test_patterns_on_switches_every_pattern_on_and_serves_the_same_hops() -> None:
@@ -60,45 +85,167 @@ def test_patterns_on_switches_every_pattern_on_and_serves_the_same_hops() -> Non
             assert call.fallback is not None
     result = run(scenario)
     assert result.summary["outcomes"]["ok"] == result.summary["completed"]
-    assert run_faultlab(scenario) == pytest.approx(run_bare(bench_scenario(5.0)), rel=0.02)
+    bare = run_bare(bench_scenario(5.0))
+    assert run_faultlab(scenario).hops == pytest.approx(bare.hops, rel=0.02)
 
 
 def test_chain_rejects_what_the_bare_model_cannot_express() -> None:
     with_timeouts = load_scenario("three-tier")
     with pytest.raises(ValueError, match="not a plain synchronous call"):
         chain(with_timeouts)
+    with pytest.raises(ValueError, match="unknown call style"):
+        run_bare(bench_scenario(1.0), "threads")  # type: ignore[arg-type]
 
 
-def test_json_output_has_the_expected_keys() -> None:
-    result = CliRunner().invoke(app, ["bench", "--duration", "2s", "--repeat", "2", "--json"])
+def test_erlang_c_of_the_mmc_scenario_is_its_documented_value() -> None:
+    """mmc-queue's narrative: c = 4, a = 3.2 Erlangs: C = 0.596, Wq = C / (c mu - lam) = 29.8 ms."""
+    assert erlang_c(4, 3.2) == pytest.approx(0.596, abs=5e-4)
+    assert mmc_mean_wait(4, 80.0, 25.0) == pytest.approx(0.0298, abs=5e-5)
+    with pytest.raises(ValueError, match="unstable"):
+        mmc_mean_wait(4, 100.0, 25.0)
+
+
+def test_mmc_lines_compare_cost_and_wait_against_textbook_simpy_and_erlang_c() -> None:
+    """The textbook model sees faultlab's waits (same streams); the error is against Erlang C."""
+    scenario = mmc_scenario(4000)
+    assert scenario.duration == pytest.approx(4000 / 80.0)
+    assert [t.name for t in chain(scenario)] == ["server"]
+    speed, wait = measure_mmc(4000)
+    assert speed.key == "mmc"
+    assert speed.target == 1.0
+    assert speed.value == pytest.approx(speed.faultlab / speed.reference)
+    assert speed.details["customers"] == pytest.approx(4000, rel=0.1)
+    assert wait.key == "mmc-wait"
+    assert wait.reference == pytest.approx(mmc_mean_wait(4, 80.0, 25.0))
+    assert wait.faultlab == wait.details["wait_mean"]
+    assert wait.value == pytest.approx(abs(wait.faultlab / wait.reference - 1))
+    assert wait.details["relative_error"] == pytest.approx(wait.faultlab / wait.reference - 1)
+    assert wait.target == 0.01
+    assert wait.passed == (wait.value <= 0.01)
+    # the same streams: the textbook model's mean wait is faultlab's, to rounding
+    assert wait.details["bare_wait_mean"] == pytest.approx(wait.faultlab, rel=1e-6)
+
+
+def test_a_line_passes_by_its_sense_and_says_so_in_its_cells() -> None:
+    ratio = Line("r", "what", 3.0, 2.0, "ref", "us/hop", 1.5, "x", 2.0)
+    assert ratio.passed is True
+    assert ratio.verdict == "pass"
+    assert ratio.cells() == (
+        "what vs ref",
+        "3.00 µs/hop",
+        "2.00 µs/hop",
+        "1.50x",
+        "≤ 2.00x",
+        "pass",
+    )
+    speed_up = Line("s", "what", 5.0, 8.0, "1 worker", "s", 1.6, "x", 1.8, sense=">=")
+    assert speed_up.passed is False
+    assert speed_up.verdict == "FAIL"
+    info = Line("i", "what", 1.0, 1.0, "ref", "s", 1.0, "x", None)
+    assert info.passed is None
+    assert info.verdict == "info"
+    broken = Line("e", "what", None, None, "ref", "", None, "", None, error="no /proc")
+    assert broken.verdict == "error"
+    assert broken.to_dict()["error"] == "no /proc"
+
+
+def test_memory_line_is_the_ratio_of_a_10x_longer_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    durations: list[float] = []
+
+    def fake_peak(scenario: object) -> int:
+        durations.append(scenario.duration)  # type: ignore[attr-defined]
+        return 100 if len(durations) == 1 else 150
+
+    monkeypatch.setattr(bench, "peak_memory", fake_peak)
+    (line,) = measure_memory(None)
+    assert durations == [300.0, 3000.0]
+    assert (line.key, line.faultlab, line.reference, line.value) == ("memory", 150, 100, 1.5)
+    assert line.target == 1.2
+    assert line.passed is False
+
+
+def test_peak_memory_is_measured_in_a_fresh_process() -> None:
+    assert peak_memory(bench_scenario(2.0)) > 0
+
+
+def test_scale_out_line_is_the_speed_up_from_1_to_2_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def fake(kind: str, scenario: object, reps: int, workers: int) -> tuple[float, float]:
+        return 1.0, 10.0 / workers
+
+    monkeypatch.setattr(bench, "_replications", fake)
+    (line,) = measure_scale_out("dask", None, 8)
+    assert line.key == "dask"
+    assert line.value == pytest.approx(2.0)
+    assert (line.target, line.sense, line.passed) == (1.8, ">=", True)
+    assert line.details["wall_s"] == {"1": 10.0, "2": 5.0}
+
+
+def test_scale_out_runs_replications_on_a_real_pool() -> None:
+    (line,) = measure_scale_out("process-pool", 61.0, 2)
+    assert line.error is None
+    assert line.faultlab is not None
+    assert line.reference is not None
+    assert line.faultlab > 0
+    assert line.reference > 0
+    assert line.details["reps"] == 2
+
+
+def test_json_has_every_selected_line_with_its_target(tmp_path: Path) -> None:
+    path = tmp_path / "bench.json"
+    args = ["--only", "mmc,three-tier,flagship", "--duration", "2s", "--repeat", "2"]
+    args += ["--customers", "2000", "--flagship-duration", "61s", "--json", str(path)]
+    result = CliRunner().invoke(app, ["bench", *args])
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
-    assert set(payload) >= {
-        "scenario",
-        "duration",
-        "seed",
-        "repeat",
-        "bare",
-        "faultlab",
-        "patterns_on",
-        "ratio",
-        "target_ratio",
-        "within_target",
-        "ratio_patterns_on",
-        "target_ratio_patterns_on",
+    assert "Erlang C" in result.stdout  # the table (wrapped to the test's 80 columns)
+    payload = json.loads(path.read_text())
+    assert payload["settings"]["only"] == ["three-tier", "mmc", "flagship"]
+    assert payload["settings"]["repeat"] == 2
+    lines = {line["key"]: line for line in payload["lines"]}
+    assert list(lines) == [
+        "three-tier-off",
+        "three-tier-off-yield-from",
+        "three-tier-on",
+        "three-tier-on-yield-from",
+        "mmc",
+        "mmc-wait",
+        "flagship",
+    ]
+    targets = {key: line["target"] for key, line in lines.items()}
+    assert targets == {
+        "three-tier-off": 1.0,
+        "three-tier-off-yield-from": None,
+        "three-tier-on": 2.0,
+        "three-tier-on-yield-from": None,
+        "mmc": 1.0,
+        "mmc-wait": 0.01,
+        "flagship": None,  # 5 s is the target for the flagship's own 5 minutes, not 61 s
     }
-    assert payload["scenario"] == "three-tier"
-    assert payload["duration"] == 2.0
-    assert payload["repeat"] == 2
-    for side in ("bare", "faultlab", "patterns_on"):
-        figures = payload[side]
-        assert set(figures) >= {"hops", "wall_s", "walls_s", "hops_per_s", "us_per_hop"}
-        assert "peak_bytes" in figures
-        assert figures["hops"] > 0
-        assert len(figures["walls_s"]) == 2
-        assert figures["wall_s"] == min(figures["walls_s"])
-        assert figures["peak_bytes"] > 0
-    assert payload["ratio"] > 0
+    for line in lines.values():
+        assert set(line) >= {"what", "faultlab", "reference", "value", "target", "passed"}
+        assert line["verdict"] in ("pass", "FAIL", "info")
+        assert (line["passed"] is None) == (line["target"] is None)
+    off = lines["three-tier-off"]["details"]
+    assert len(off["faultlab"]["walls_s"]) == 2
+    assert off["faultlab"]["wall_s"] == min(off["faultlab"]["walls_s"])
+    assert lines["flagship"]["details"]["faultlab"]["hops"] > 0
+
+
+def test_json_to_stdout_is_only_json() -> None:
+    args = ["--only", "three-tier", "--duration", "1s", "--repeat", "1", "--json", "-"]
+    result = CliRunner().invoke(app, ["bench", *args])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["lines"]) == 4
+
+
+def test_default_settings_run_every_measurement_at_the_issue_sizes() -> None:
+    settings = Settings()
+    assert settings.only == MEASUREMENTS
+    assert (settings.customers, settings.reps, settings.flagship_duration) == (1_000_000, 8, None)
+    assert parse_only("dask, mmc,mmc") == ("mmc", "dask")
+    with pytest.raises(SettingError, match="only: unknown measurement 'disk'"):
+        Settings(only=("disk",))
 
 
 @pytest.mark.parametrize(
@@ -107,6 +254,13 @@ def test_json_output_has_the_expected_keys() -> None:
         (["--duration", "soon"], "--duration"),
         (["--duration", "0s"], "--duration: must be greater than 0"),
         (["--repeat", "0"], "--repeat: must be at least 1"),
+        (["--customers", "10"], "--customers: must be at least 100"),
+        (["--reps", "1"], "--reps: must be at least 2"),
+        (["--only", "three-tier,disk"], "--only: unknown measurement 'disk'"),
+        (["--only", ","], "--only: choose at least one of"),
+        (["--flagship-duration", "30s"], "--flagship-duration: faults.0.at"),
+        (["--json", "/no/such/dir/bench.json"], "--json: no directory /no/such/dir"),
+        (["--repeat", "two"], "Invalid value for '--repeat'"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(args: list[str], message: str) -> None:
