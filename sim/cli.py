@@ -381,7 +381,9 @@ def bench(
         for line in suite.lines:
             *cells, verdict = line.cells()
             table.add_row(*cells, f"[{colour[verdict]}]{verdict}[/{colour[verdict]}]")
-        _out.print(table)
+        # piped or in a log (80 columns by default), the table keeps one line per measurement
+        wide = _out if _out.is_terminal else Console(highlight=False, width=max(_out.width, 150))
+        wide.print(table)
         for line in suite.lines:
             if line.error is not None:
                 _out.print(f"{line.key}: {line.error}", markup=False)
