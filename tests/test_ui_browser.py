@@ -183,7 +183,7 @@ def test_explorer_compare_and_training_in_chromium(server: str, shots: Path) -> 
 
             # Compare: two variants, two replications each, on two workers.
             page.get_by_role("link", name="Compare").click()
-            page.get_by_role("heading", name="Compare: Three tiers and a crash").wait_for()
+            page.get_by_role("heading", name=f"Compare: {load_scenario(FLAGSHIP).title}").wait_for()
             _idle(page)
             _choose(page, "Catalogue scenario", OOM)
             page.get_by_role("heading", name="Compare: memory.oom.group").wait_for()
@@ -201,7 +201,7 @@ def test_explorer_compare_and_training_in_chromium(server: str, shots: Path) -> 
 
             # Training: a lesson, predictions locked in, run, revealed.
             page.get_by_role("link", name="Training").click()
-            page.get_by_role("heading", name="Lesson: Three tiers and a crash").wait_for()
+            page.get_by_role("heading", name=f"Lesson: {load_scenario(FLAGSHIP).title}").wait_for()
             _idle(page)
             _choose(page, "Catalogue scenario", LESSON)
             page.get_by_role("heading", name=f"Lesson: {load_scenario(LESSON).title}").wait_for()

@@ -287,6 +287,16 @@ def test_kpi_bars_whiskers_are_the_confidence_intervals() -> None:
     assert list(bars.y) == [0.90, 0.99]
     assert list(bars.error_y.array) == pytest.approx([0.05, 0.01])
     assert list(bars.error_y.arrayminus) == pytest.approx([0.05, 0.01])
+    assert list(bars.text) == ["0.9", "0.99"]
+
+
+def test_kpi_bars_write_zero_and_undefined_means() -> None:
+    """A zero mean is written "0" (not a missing bar); a mean undefined everywhere "n/a"."""
+    stats = STATS.copy()
+    stats.loc[2, "mean"] = 0.0
+    stats.loc[3, ["mean", "low", "high"]] = math.nan
+    fig = figures.kpi_bars(stats, {"restarts": "Restarts"})
+    assert list(fig.data[0].text) == ["0", "n/a"]
 
 
 def test_paired_differences_mark_the_significant_ones() -> None:

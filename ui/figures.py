@@ -1006,7 +1006,9 @@ def kpi_bars(stats: pd.DataFrame, metrics: Mapping[str, str]) -> go.Figure:
         metrics: metric -> panel title, in panel order (metrics missing from ``stats`` skipped).
 
     Returns:
-        The figure; a bar's whisker is its 95% t interval over replications.
+        The figure; a bar's whisker is its 95% t interval over replications, and its mean is
+        written above it (``n/a`` when undefined in every replication, e.g. the time to recover
+        of a design that never broke).
     """
     shown = [m for m in metrics if m in set(stats["metric"])]
     rows, cols = _grid(len(shown))
@@ -1037,6 +1039,10 @@ def kpi_bars(stats: pd.DataFrame, metrics: Mapping[str, str]) -> go.Figure:
                 customdata=part[["low", "high", "n"]].to_numpy(dtype=float),
                 hovertemplate="%{x}: %{y:.4g} [%{customdata[0]:.4g}, %{customdata[1]:.4g}]"
                 " n=%{customdata[2]:.0f}<extra></extra>",
+                # written on the bar: a zero is not a missing bar, an undefined mean says so
+                text=["n/a" if value != value else f"{value:.3g}" for value in mean],
+                textposition="outside",
+                cliponaxis=False,
                 showlegend=False,
             ),
             row=index // cols + 1,

@@ -17,8 +17,8 @@ from ui import kpis, runs
 
 CATALOGUE = "Catalogue"
 UPLOAD = "Upload YAML"
-FEATURED = "three-tier"
-"""The catalogue scenario pages open with."""
+FEATURED = "checkout-noisy-neighbor"
+"""The catalogue scenario pages open with: the flagship."""
 
 
 def pick_scenario(prefix: str) -> Scenario | ScenarioError | None:
