@@ -877,8 +877,8 @@ def _cause(
     return None
 
 
-_POD = re.compile(r"/pod-([^/]+)/")
-_UNIT = re.compile(r"/([^/]+)\.service$")
+CONTAINER_PATHS = (re.compile(r"/pod-([^/]+)/"), re.compile(r"/([^/]+)\.service$"))
+"""How a cgroup path names its container: a kubepods pod's, or a bare host's unit (group 1)."""
 _KILLED = re.compile(r"^(.*?Killed process \d+ \([^)]*\))")
 _BREAKER = re.compile(r"CircuitBreaker '([^']+)' changed state from (\w+) to (\w+)")
 _EVICTED_CONTAINER = re.compile(r"Container (\S+) was using")
@@ -983,7 +983,7 @@ def _instance_text(kind: str, instance: str, detail: str, balance: str) -> str:
 
 def _instance_of(cgroup: str, instances: dict[str, str]) -> str | None:
     """The instance whose container ``cgroup`` is (a kubepods pod, or a bare host's unit)."""
-    for pattern in (_POD, _UNIT):
+    for pattern in CONTAINER_PATHS:
         found = pattern.search(cgroup)
         if found and found.group(1) in instances:
             return found.group(1)

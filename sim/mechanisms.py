@@ -30,6 +30,7 @@ import pandas as pd
 
 from patterns import bulkhead as bulkhead_pattern
 from sim import scenario as sc
+from sim.analysis import CONTAINER_PATHS
 from sim.experiment import BASELINE
 from sim.units import format_bytes, format_duration
 
@@ -179,14 +180,12 @@ def _slo_back(run: _Run) -> str:
 _KILLED = re.compile(r"Killed process (\d+) \(([^)]*)\).*?anon-rss:(\d+)kB.*?oom_score_adj:(-?\d+)")
 _USAGE = re.compile(r"memory: usage (\d+)kB, limit (\d+)kB")
 _CONSTRAINT = re.compile(r"constraint=(\w+)")
-_POD = re.compile(r"/pod-([^/]+)/")
-_UNIT = re.compile(r"/([^/]+)\.service$")
 _BACKOFF = re.compile(r"back-off (\d+(?:\.\d+)?)s")
 
 
 def _instance(cgroup: str) -> str:
     """The container a cgroup path belongs to (a pod's, or a bare host's unit)."""
-    for pattern in (_POD, _UNIT):
+    for pattern in CONTAINER_PATHS:
         found = pattern.search(cgroup)
         if found:
             return found.group(1)
