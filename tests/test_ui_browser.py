@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sim import load_scenario, run
+from ui import lessons, runs
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -206,8 +207,14 @@ def test_explorer_compare_and_training_in_chromium(server: str, shots: Path) -> 
             _choose(page, "Catalogue scenario", LESSON)
             page.get_by_role("heading", name=f"Lesson: {load_scenario(LESSON).title}").wait_for()
             _idle(page)
+            # the previous lesson's questions may linger for a moment: wait for this one's
+            scenario = load_scenario(LESSON)
+            asked = len(lessons.lesson(scenario, runs.variants(scenario)).questions)
+            page.wait_for_function(
+                f"document.querySelectorAll('[data-testid=\"stRadio\"]').length == {asked}"
+            )
             radios = page.locator('[data-testid="stRadio"]')
-            for index in range(radios.count()):
+            for index in range(asked):
                 radios.nth(index).locator("label").nth(1).click()
             page.get_by_role("button", name="Lock in my predictions").click()
             page.get_by_text("Predictions locked in.").wait_for()
