@@ -89,6 +89,15 @@ def test_recovery_answer_covers_every_outcome() -> None:
     assert found == [(option,) for option in lessons.RECOVERY]
 
 
+def test_recovery_explanation_lists_the_impacted_services() -> None:
+    """The services out of SLO are written as a list, not the runs table's raw field."""
+    lesson = lessons.lesson(load_scenario("retry-storm"), ["baseline"])
+    row = {"impacted_count": 2, "impacted": "frontend,inventory", "recovered": False}
+    runs = pd.DataFrame([{"variant": "baseline", "metastable": True, **row}])
+    text = lessons.answers(lesson, runs)["recovery"].explanation
+    assert "Out of SLO during the incident: frontend, inventory." in text
+
+
 def test_training_flow_records_predictions_and_reveals(lesson_runs: pd.DataFrame) -> None:
     """Predict, lock in, run on the pool, reveal each prediction, then step the timeline."""
     at = AppTest.from_file(APP, default_timeout=120)

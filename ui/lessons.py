@@ -224,7 +224,8 @@ def _recovery(base: Mapping[str, Any]) -> Reveal:
     if impacted == 0:
         told.append("No SLO broke during the incident.")
     else:
-        told.append(f"Out of SLO during the incident: {base.get('impacted')}.")
+        names = ", ".join(s for s in str(base.get("impacted") or "").split(",") if s)
+        told.append(f"Out of SLO during the incident: {names}.")
     if recovered and impacted:
         ttr = base.get("time_to_recover")
         after = "" if ttr is None or pd.isna(ttr) else f", {_seconds(ttr)} after the fault ended"
