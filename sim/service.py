@@ -1302,7 +1302,21 @@ class Edge:
         end(request, outcome)
 
     def _deliver(self, request: Request) -> HopResult:
-        """The request's way to the callee: network faults, the load balancer, the server."""
+        """The request's way to the callee: network faults, the load balancer, the server.
+
+        A plain function: on a healthy edge to a plain load balancer it picks the instance and
+        hands back the generator that serves (one generator level less per hop, as
+        :meth:`Instance.serve`); anything else goes through :meth:`_deliver_slowly`.
+        """
+        balancer = self.callee.balancer
+        if self.perturbation is None and balancer.outliers is None:
+            instance = balancer.pick()
+            if instance is not None:
+                return instance.serve(request)
+        return self._deliver_slowly(request)
+
+    def _deliver_slowly(self, request: Request) -> HopResult:
+        """:meth:`_deliver` with edge faults, outlier detection, or no instance ready."""
         fault = self.perturbation
         if fault is not None and fault.partition is not None:
             if fault.partition == "drop":  # connection refused: never reached the callee
