@@ -882,7 +882,9 @@ class Instance:
                 request.origin = (service.name, DEADLINE_EXCEEDED)
                 return self._done(DEADLINE_EXCEEDED, t0)
             outcome = yield from self._work(request, process)
-            return self._done(outcome, t0)
+            now = env.now  # _done(), inline on the way every hop takes
+            stats.record(now, outcome, now - t0, leaving=True)
+            return outcome
         except simpy.Interrupt as interrupt:
             return self._cut(request, t0, interrupt)
         finally:
@@ -984,7 +986,9 @@ class Instance:
                     token.on_ignore()
                 else:
                     token.on_dropped()
-            return self._done(outcome, t0)
+            now = env.now  # _done(), inline on the way every hop takes
+            stats.record(now, outcome, now - t0, leaving=True)
+            return outcome
         except simpy.Interrupt as interrupt:
             return self._cut(request, t0, interrupt)
         finally:
