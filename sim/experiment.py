@@ -168,6 +168,9 @@ class Task:
         return base.with_overrides(overrides)
 
 
+HEADLINE_FILE = "headline.json"
+"""Where :meth:`Run.save` writes the analysis' headline figures (blast radius, recovery...)."""
+
 SCENARIO_FILE = "scenario.json"
 """Where :meth:`Run.save` writes the scenario as run (``Scenario.model_validate_json`` reads it)."""
 
@@ -185,8 +188,9 @@ class Run:
         """Write the run's tables (:meth:`RunResult.save`), its analysis and the scenario as run.
 
         Besides the result's tables: ``slo`` (every SLO window) and ``timeline`` (the incident
-        timeline) in each format, and :data:`SCENARIO_FILE` (variants dropped: they are applied
-        already), so that a report can draw what the explorer draws.
+        timeline) in each format, the analysis' headline figures (:data:`HEADLINE_FILE`) and
+        :data:`SCENARIO_FILE` (variants dropped: they are applied already), so that a report can
+        show what the explorer shows.
         """
         out = self.result.save(directory, formats)
         for name, frame in (("slo", self.analysis.slo), ("timeline", self.analysis.timeline)):
@@ -196,6 +200,8 @@ class Run:
                 frame.to_csv(out / f"{name}.csv", index=False)
             if "json" in formats:
                 frame.to_json(out / f"{name}.json", orient="records", indent=1)
+        headline = json.dumps(self.analysis.headline(), indent=1, sort_keys=True, default=str)
+        (out / HEADLINE_FILE).write_text(headline + "\n", encoding="utf-8")
         as_run = self.scenario.model_copy(update={"variants": {}})
         (out / SCENARIO_FILE).write_text(as_run.model_dump_json(indent=1) + "\n", encoding="utf-8")
         return out

@@ -70,6 +70,7 @@ def test_run_writes_every_table_in_each_format(tmp_path: Path):
             *(f"{t}.json" for t in tables),
             "summary.json",
             "scenario.json",
+            "headline.json",
         ]
     )
 

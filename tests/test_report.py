@@ -29,6 +29,9 @@ def test_run_report_has_one_plotly_bundle_kpis_and_figures(tmp_path: Path):
     first = done.analysis.timeline["text"].iloc[0]
     assert json.dumps(first)[1:-1].replace("/", "\\/")[:40] in text or first[:40] in text
     assert '"sliders"' in text
+    # the analysis' KPIs, not dashes: three-tier's crash of payments breaks frontend too
+    blast = done.analysis.headline()["blast_radius"]
+    assert f"<td>{blast} (" in text
 
 
 def test_saved_run_round_trips_the_scenario_and_analysis(tmp_path: Path):

@@ -27,7 +27,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from sim import Scenario
-from sim.experiment import SCENARIO_FILE
+from sim.experiment import HEADLINE_FILE, SCENARIO_FILE
 from sim.scenario import placements
 from ui import figures
 from ui.kpis import headline_kpis
@@ -83,7 +83,9 @@ def _run_sections(page: _Page, directory: Path, title: str | None = None) -> Non
     events = pd.read_parquet(directory / "events.parquet")
     variant = summary.get("variant") or "as written"
     page.heading(title or f"{summary['scenario']} / {variant}, seed {summary['seed']}")
-    page.table(pd.DataFrame([{k.label: k.value for k in headline_kpis(summary)}]))
+    saved = directory / HEADLINE_FILE
+    headline = json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else None
+    page.table(pd.DataFrame([{k.label: k.value for k in headline_kpis(summary, headline)}]))
     page.heading("Throughput and errors by outcome", 3)
     page.figure(figures.add_event_markers(figures.throughput_by_outcome(ts), events))
     page.heading("p99 latency", 3)
