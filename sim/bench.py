@@ -61,7 +61,9 @@ are there for information only (no target). The lines, and what each one compare
   meant to run in a few minutes; why a fresh process: a process never gives its peak back, and
   memory freed by an earlier line would be reused unseen. RSS also counts what the allocators
   keep, so the figures are a few MiB above tracemalloc's; the ratio is what matters. Linux
-  only (``/proc``); elsewhere the line reports an error.
+  only (``/proc``); elsewhere the line reports an error. An information line (``memory-bins``)
+  runs the long run again recording bins 10x wider (``recording.bin``), so with as many bins
+  as the short run: what grows with the run length is the recording, one row per bin.
 
 * **scale-out** (``process-pool``, ``dask``): 8 replications of the flagship with
   :func:`sim.experiment.replicate` on 1 worker, then on 2: a spawn-context
@@ -612,9 +614,13 @@ def measure_memory(duration: float | None) -> list[Line]:
     scenario = flagship_scenario(duration)
     longer = scenario.with_overrides({"duration": scenario.duration * MEMORY_FACTOR})
     what = f"{FLAGSHIP} peak memory, {_length(longer.duration)} run"
+    # the same long run recording bins MEMORY_FACTOR times wider: as many bins as the short run
+    wide = scenario.recording.bin * MEMORY_FACTOR
+    coarse = longer.with_overrides({"recording.bin": wide})
     try:
         short_peak = peak_memory(scenario)
         long_peak = peak_memory(longer)
+        coarse_peak = peak_memory(coarse)
     except (OSError, RuntimeError) as exc:
         return [_failed("memory", what, f"{_length(scenario.duration)} run", exc)]
     return [
@@ -636,7 +642,25 @@ def measure_memory(duration: float | None) -> list[Line]:
                 "long_peak_bytes": long_peak,
                 "method": "RSS growth (VmHWM - VmRSS) in a fresh process",
             },
-        )
+        ),
+        Line(
+            key="memory-bins",
+            what=f"{what}, {_length(wide)} bins (as many as the shorter run's)",
+            faultlab=coarse_peak,
+            reference=short_peak,
+            reference_label=f"{_length(scenario.duration)} run",
+            unit="bytes",
+            value=coarse_peak / short_peak,
+            value_unit="x",
+            target=None,
+            details={
+                "scenario": FLAGSHIP,
+                "long_duration": longer.duration,
+                "bin": wide,
+                "long_peak_bytes": coarse_peak,
+                "method": "RSS growth (VmHWM - VmRSS) in a fresh process",
+            },
+        ),
     ]
 
 

@@ -157,11 +157,15 @@ def test_memory_line_is_the_ratio_of_a_10x_longer_run(monkeypatch: pytest.Monkey
         return 100 if len(durations) == 1 else 150
 
     monkeypatch.setattr(bench, "peak_memory", fake_peak)
-    (line,) = measure_memory(None)
-    assert durations == [300.0, 3000.0]
+    line, bins = measure_memory(None)
+    assert durations == [300.0, 3000.0, 3000.0]
     assert (line.key, line.faultlab, line.reference, line.value) == ("memory", 150, 100, 1.5)
     assert line.target == 1.2
     assert line.passed is False
+    # the information line: the same long run with bins 10x wider (10 s), no target
+    assert (bins.key, bins.faultlab, bins.value, bins.target) == ("memory-bins", 150, 1.5, None)
+    assert bins.details["bin"] == 10.0
+    assert bins.passed is None
 
 
 def test_peak_memory_is_measured_in_a_fresh_process() -> None:
