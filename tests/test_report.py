@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pandas as pd
 
 from sim import Scenario, experiment, run
 from sim.experiment import SCENARIO_FILE
-from ui.report import build_report
+from ui.report import build_report, comparison_report, run_report
 
 
 def test_run_report_has_one_plotly_bundle_kpis_and_figures(tmp_path: Path):
@@ -68,3 +69,26 @@ def test_report_verb_good_and_bad(tmp_path: Path):
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0
     assert bad.stderr.startswith("error:")
+
+
+def test_run_report_in_memory_is_the_saved_runs_report(tmp_path: Path):
+    """The app's download: the same page as `faultlab report` of the saved run, titled by run."""
+    done = experiment.run("three-tier", duration=90.0)
+    text = run_report(done)
+    assert "<title>faultlab report — three-tier / baseline</title>" in text
+    done.save(tmp_path)
+    saved = build_report(tmp_path).read_text(encoding="utf-8")
+    # the same page after the title, but for plotly's random div ids
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    assert uuid.sub("", text.split("</h1>", 1)[1]) == uuid.sub("", saved.split("</h1>", 1)[1])
+
+
+def test_comparison_report_in_memory_has_the_comparison_and_one_run():
+    """A lesson's download: every design's KPIs with CIs, then the scenario as written in full."""
+    comparison = experiment.compare("three-tier", reps=1, duration=90.0, jobs=1)
+    shown = experiment.run("three-tier", "baseline", duration=90.0)
+    text = comparison_report(comparison, shown)
+    assert "<title>faultlab report — three-tier: baseline, more-payment-workers</title>" in text
+    assert "Comparison: mean and 95% CI over replications" in text
+    assert "three-tier / baseline, seed 1" in text
+    assert text.count("plotly.js v") == 1

@@ -181,6 +181,13 @@ def test_explorer_compare_and_training_in_chromium(server: str, shots: Path) -> 
             _screenshot(page, shots / "explorer-topology.png")
             page.get_by_role("tab", name="Incident timeline").click()
             _screenshot(page, shots / "explorer-timeline.png")
+            # the HTML report of this run, made when the button is clicked
+            page.get_by_role("tab", name="Downloads").click()
+            with page.expect_download() as download:
+                page.get_by_role("button", name="HTML report").click()
+            report = download.value.path().read_text(encoding="utf-8")
+            assert f"<title>faultlab report — {FLAGSHIP} / baseline</title>" in report
+            assert expected in report  # the availability the KPI showed
 
             # Compare: two variants, two replications each, on two workers.
             page.get_by_role("link", name="Compare").click()

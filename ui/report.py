@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from sim import Scenario
-from sim.experiment import HEADLINE_FILE, SCENARIO_FILE
+from sim.experiment import BASELINE, HEADLINE_FILE, SCENARIO_FILE, Comparison, Run
 from sim.scenario import placements
 from ui import figures
 from ui.kpis import headline_kpis
@@ -153,9 +154,21 @@ def build_report(directory: str | Path, out: str | Path | None = None) -> Path:
         ReportError: the directory is missing or holds no run, comparison or sweep tables.
     """
     folder = Path(directory)
+    html_text = render_report(folder, f"faultlab report — {folder.name}")
+    target = Path(out) if out is not None else folder / REPORT
+    target.write_text(html_text, encoding="utf-8")
+    return target
+
+
+def render_report(folder: Path, title: str) -> str:
+    """The report of a run, comparison or sweep directory, as one HTML page titled ``title``.
+
+    Raises:
+        ReportError: the directory is missing or holds no run, comparison or sweep tables.
+    """
     if not folder.is_dir():
         raise ReportError(f"{folder}: not a directory")
-    page = _Page(f"faultlab report — {folder.name}")
+    page = _Page(title)
     try:
         if (folder / "stats.parquet").exists():
             _comparison_sections(page, folder)
@@ -172,9 +185,31 @@ def build_report(directory: str | Path, out: str | Path | None = None) -> Path:
         if isinstance(exc, ReportError):
             raise
         raise ReportError(f"{folder}: cannot read the results: {exc}") from exc
-    target = Path(out) if out is not None else folder / REPORT
-    target.write_text(page.render(), encoding="utf-8")
-    return target
+    return page.render()
+
+
+def run_report(done: Run) -> str:
+    """The HTML report of one run held in memory (the app's download; as ``run --out``)."""
+    summary = done.result.summary
+    title = f"faultlab report — {summary['scenario']} / {summary['variant'] or BASELINE}"
+    with tempfile.TemporaryDirectory() as folder:
+        done.save(folder)
+        return render_report(Path(folder), title)
+
+
+def comparison_report(comparison: Comparison, shown: Run) -> str:
+    """The HTML report of a comparison held in memory, with one run drawn in full.
+
+    ``shown`` is the run whose charts follow the comparison (a lesson's scenario as written).
+    """
+    designs = ", ".join(dict.fromkeys(str(v) for v in comparison.stats["variant"]))
+    title = f"faultlab report — {shown.scenario.name}: {designs}"
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        comparison.runs.to_parquet(out / "runs.parquet", index=False)
+        comparison.stats.to_parquet(out / "stats.parquet", index=False)
+        shown.save(out / "runs" / (shown.result.summary["variant"] or BASELINE))
+        return render_report(out, title)
 
 
 def describe(value: Any) -> str:

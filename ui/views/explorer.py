@@ -29,7 +29,7 @@ from sim import Scenario, ScenarioError
 from sim.analysis import narrate
 from sim.experiment import Run
 from sim.scenario import placements
-from ui import figures, kpis, runs
+from ui import figures, kpis, report, runs
 from ui.knobs import overrides, scenario_knobs
 from ui.views import shared
 from ui.widgets import RUN_KNOBS, VARIANT, render_field_knobs, render_knobs
@@ -228,6 +228,10 @@ def _show_result(shown: Shown) -> None:
             key="explorer.download",
         )
         shared.yaml_download(shown.scenario, shown.variant, shown.edits, "explorer.yaml")
+        run = shown.run
+        shared.report_download(
+            lambda: report.run_report(run), f"{stem}-report.html", "explorer.report"
+        )
 
 
 def _charts(timeseries: pd.DataFrame, events: pd.DataFrame) -> None:

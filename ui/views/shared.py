@@ -157,6 +157,19 @@ def table_downloads(name: str, tables: dict[str, pd.DataFrame], key: str) -> Non
         )
 
 
+def report_download(make: Callable[[], str], file_name: str, key: str) -> None:
+    """A download of a standalone HTML report, made by ``make`` only when it is clicked."""
+    st.download_button(
+        "HTML report",
+        make,
+        file_name=file_name,
+        mime="text/html",
+        on_click="ignore",
+        icon=":material/download:",
+        key=key,
+    )
+
+
 def yaml_download(scenario: Scenario, variant: str, edits: dict[str, Any], key: str) -> None:
     """A download of the scenario YAML with the variant and the user's edits applied."""
     st.download_button(

@@ -17,7 +17,8 @@ variants):
 **Trainer mode** steps through the incident timeline of the scenario as written, entry by
 entry: the entry and its chain of likely causes, the raw lines the kernel, the kubelet and the
 patterns printed at that moment, and the topology at that time. **Export** gives the lesson's
-tables (Parquet/CSV) and the scenario YAML with the lesson's seed and duration.
+tables (Parquet/CSV), the scenario YAML with the lesson's seed and duration, and the HTML report
+(the comparison of the designs and the scenario as written in full).
 
 Session state, per lesson (``training.<scenario>.``): ``predictions`` (question key ->
 option), ``result`` (:class:`Ran`), ``step`` (the trainer's timeline entry).
@@ -35,7 +36,7 @@ import streamlit as st
 from sim import Scenario
 from sim.experiment import BASELINE, Comparison, Run, compare, open_executor, run
 from sim.scenario import placements
-from ui import figures, lessons, runs
+from ui import figures, lessons, report, runs
 from ui.views import shared
 
 NEAR = 1.0
@@ -129,6 +130,11 @@ def page() -> None:
         key=f"{prefix}.download",
     )
     shared.yaml_download(scenario, BASELINE, ran.edits, f"{prefix}.yaml")
+    shared.report_download(
+        lambda: report.comparison_report(ran.comparison, ran.baseline),
+        f"{scenario.name}-lesson-report.html",
+        f"{prefix}.report",
+    )
 
 
 def _predict(lesson: lessons.Lesson, prefix: str) -> dict[str, str] | None:
