@@ -152,6 +152,7 @@ def test_run_shows_the_models_numbers(app: AppTest) -> None:
         "Timeline (Parquet)",
         "Timeline (CSV)",
         "Scenario YAML",
+        "HTML report",
     ]
 
 
@@ -169,7 +170,7 @@ def test_changed_knobs_change_the_kpis(app: AppTest) -> None:
     assert before["Availability"] != after["Availability"]
     history = app.dataframe[-1].value
     assert list(history["edits"]) == [f'{{"{LIMIT}": {2 * 1024**3}}}', ""]
-    assert [b.label for b in app.get("download_button")][-1] == "Scenario YAML (with your edits)"
+    assert [b.label for b in app.get("download_button")][-2] == "Scenario YAML (with your edits)"
 
 
 def test_pattern_toggle_switches_a_breaker_on(app: AppTest) -> None:

@@ -150,7 +150,7 @@ def test_training_flow_records_predictions_and_reveals(lesson_runs: pd.DataFrame
     assert "[    61.000] db-a Kernel panic - not syncing: Out of memory" in printed
     assert printed.endswith("db-a Rebooting in 30 seconds..")
     labels = [b.label for b in at.get("download_button")]
-    assert labels[-1] == "Scenario YAML"
+    assert labels[-2:] == ["Scenario YAML", "HTML report"]
 
 
 def test_predictions_need_every_answer_and_a_lesson_can_start_over() -> None:
