@@ -407,7 +407,7 @@ def fault_targets(scenario: sc.Scenario) -> tuple[tuple[str, ...], tuple[str, ..
     for fault in scenario.faults:
         if isinstance(fault, sc.TrafficSurgeFault):
             services.add(scenario.workload.entry)
-        elif isinstance(fault, sc.HostDownFault | sc.MemoryHogFault):
+        elif isinstance(fault, sc.HostDownFault | sc.DrainFault | sc.MemoryHogFault):
             hosts.add(fault.target)
         else:
             target = fault.target.partition("->")[2].strip() or fault.target

@@ -202,9 +202,19 @@ class Run:
                 frame.to_json(out / f"{name}.json", orient="records", indent=1)
         headline = json.dumps(self.analysis.headline(), indent=1, sort_keys=True, default=str)
         (out / HEADLINE_FILE).write_text(headline + "\n", encoding="utf-8")
-        as_run = self.scenario.model_copy(update={"variants": {}})
-        (out / SCENARIO_FILE).write_text(as_run.model_dump_json(indent=1) + "\n", encoding="utf-8")
+        (out / SCENARIO_FILE).write_text(as_run_json(self.scenario), encoding="utf-8")
         return out
+
+
+def as_run_json(scenario: sc.Scenario) -> str:
+    """A scenario as run, for :data:`SCENARIO_FILE`: ``Scenario.model_validate_json`` reads it.
+
+    Variants are dropped (they are applied already), and so are the fields the scenario never
+    set: written out, a default such as a service's ``restart`` policy would read back as set,
+    which a service under an OTP supervisor must not have.
+    """
+    as_run = scenario.model_copy(update={"variants": {}})
+    return as_run.model_dump_json(indent=1, exclude_unset=True) + "\n"
 
 
 def _run_task(task: Task) -> Run:

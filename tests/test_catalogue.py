@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import scenarios
-from sim import load_scenario, run
+from sim import Scenario, experiment, load_scenario, run
 from ui.lessons import split_narrative
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -41,12 +41,18 @@ def _smoke_duration(name: str) -> float:
     [(n, v) for n in scenarios.names() for v in [None, *load_scenario(n).variants]],
 )
 def test_every_catalogue_scenario_and_variant_runs(name: str, variant: str | None):
-    """Each scenario (and each variant) validates, runs, and conserves its requests."""
-    result = run(name, variant=variant, duration=_smoke_duration(name))
-    summary = result.summary
+    """Each scenario (and variant) runs, conserves its requests, is analysed, and reloads.
+
+    Reloads: the scenario as run reads back from what a saved run writes (a report draws it).
+    """
+    done = experiment.run(name, variant, duration=_smoke_duration(name))
+    summary = done.result.summary
     assert summary["arrivals"] > 0
     assert summary["arrivals"] == summary["completed"] + summary["in_flight_at_end"]
     assert sum(summary["outcomes"].values()) == summary["completed"]
+    assert done.analysis.headline()["blast_radius"] >= 0
+    as_run = done.scenario.model_copy(update={"variants": {}})
+    assert Scenario.model_validate_json(experiment.as_run_json(done.scenario)) == as_run
 
 
 def test_every_catalogue_scenario_tells_its_story():

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from sim import Scenario, experiment, run
 from sim.experiment import SCENARIO_FILE
-from ui.report import build_report, comparison_report, run_report
+from ui.report import ReportError, build_report, comparison_report, run_report
 
 
 def test_run_report_has_one_plotly_bundle_kpis_and_figures(tmp_path: Path):
@@ -92,3 +93,18 @@ def test_comparison_report_in_memory_has_the_comparison_and_one_run():
     assert "Comparison: mean and 95% CI over replications" in text
     assert "three-tier / baseline, seed 1" in text
     assert text.count("plotly.js v") == 1
+
+
+def test_report_of_a_run_under_an_otp_supervisor():
+    """A service under a supervisor has no restart policy: its saved scenario reads back."""
+    text = run_report(experiment.run("poison-pill", "otp", duration=90.0))
+    assert "<title>faultlab report — poison-pill / otp</title>" in text
+    assert "Topology coloured by impact" in text
+
+
+def test_unreadable_saved_scenario_is_a_report_error(tmp_path: Path):
+    """A scenario.json that does not validate is one clear error, not a traceback."""
+    experiment.run("three-tier", duration=90.0).save(tmp_path)
+    (tmp_path / SCENARIO_FILE).write_text('{"name": "x"}', encoding="utf-8")
+    with pytest.raises(ReportError, match="cannot read the results"):
+        build_report(tmp_path)

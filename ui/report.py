@@ -27,9 +27,9 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from sim import Scenario
+from sim import Scenario, ScenarioError
 from sim.experiment import BASELINE, HEADLINE_FILE, SCENARIO_FILE, Comparison, Run
-from sim.scenario import placements
+from sim.scenario import CrossReferenceError, placements
 from ui import figures
 from ui.kpis import headline_kpis
 
@@ -181,7 +181,7 @@ def render_report(folder: Path, title: str) -> str:
                 f"{folder}: no run (summary.json), comparison (stats.parquet) or sweep "
                 "(summary.parquet) found"
             )
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, ScenarioError, CrossReferenceError) as exc:
         if isinstance(exc, ReportError):
             raise
         raise ReportError(f"{folder}: cannot read the results: {exc}") from exc
