@@ -39,6 +39,7 @@ Assumptions and simplifications:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -283,6 +284,29 @@ def _fraction(whole: int, frac: int, digits: int) -> str:
 def format_pod(name: str, namespace: str, uid: str) -> str:
     """A pod as the kubelet names it in messages (``format.Pod``): ``name_namespace(uid)``."""
     return f"{name}_{namespace}({uid})"
+
+
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "\u00b5s": 1e-6, "us": 1e-6, "ns": 1e-9}
+_GO_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|\u00b5s|us|ns)")
+GO_DURATION = r"-?(?:\d+(?:\.\d+)?(?:h|ms|m|s|\u00b5s|us|ns))+"
+"""A regular expression matching what :func:`go_duration` writes (to find one in a line)."""
+
+
+def parse_go_duration(text: str) -> float:
+    """Seconds of a Go ``time.Duration`` string (``2m40s``, ``1.5s``, ``500ms``).
+
+    The inverse of :func:`go_duration`.
+
+    Raises:
+        ValueError: ``text`` is not a Go duration.
+    """
+    body = text.removeprefix("-")
+    if body == "0s":
+        return 0.0
+    if not re.fullmatch(GO_DURATION, body):
+        raise ValueError(f"not a Go duration: {text!r}")
+    seconds = sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_PART.findall(body))
+    return -seconds if text.startswith("-") else seconds
 
 
 def waiting_message(backoff: float, container: str, pod: str) -> str:

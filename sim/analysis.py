@@ -37,6 +37,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from patterns.supervisor import GO_DURATION
 from sim import scenario as sc
 from sim.recorder import CLIENT, RunResult, bin_count, bucket_value
 from sim.request import OUTCOMES, Outcome
@@ -882,7 +883,8 @@ CONTAINER_PATHS = (re.compile(r"/pod-([^/]+)/"), re.compile(r"/([^/]+)\.service$
 _KILLED = re.compile(r"^(.*?Killed process \d+ \([^)]*\))")
 _BREAKER = re.compile(r"CircuitBreaker '([^']+)' changed state from (\w+) to (\w+)")
 _EVICTED_CONTAINER = re.compile(r"Container (\S+) was using")
-_BACKOFF = re.compile(r"back-off ([\d.]+s)")
+_BACKOFF = re.compile(rf"back-off ({GO_DURATION}) ")
+"""The back-off in a container's Waiting message (the ``BackOff`` event itself gives none)."""
 _EXIT = re.compile(r"Reason: ([^,]+), Exit Code: (\d+)")
 
 
@@ -894,7 +896,10 @@ def _event_entries(
     replicas = {name: s.replicas for name, s in scenario.services.items()}
     ready = set(instances)  # warm start: every replica serves at t=0
     entries = []
-    for order, row in enumerate(events.to_dict("records")):
+    records = events.to_dict("records")
+    # a BackOff event is followed, at its instant, by the Waiting line that says how long
+    waiting = {(r["t"], r["entity"]): str(r["detail"]) for r in records if r["kind"] == "waiting"}
+    for order, row in enumerate(records):
         entity, kind, detail, host = (str(row[c]) for c in ("entity", "kind", "detail", "host"))
         # (kind, text, subject key, service, host) of the entry, when the line makes one
         found: tuple[str, str, str, str | None, str | None] | None = None
@@ -938,6 +943,8 @@ def _event_entries(
                 ready.add(entity)
             serving = sum(1 for i in ready if instances[i] == service)
             balance = f"load balancer: {serving} of {replicas[service]} {service} replicas"
+            if kind == "backoff":
+                detail = waiting.get((row["t"], row["entity"]), detail)
             text = _instance_text(kind, entity, detail, balance)
             found = (kind, text, entity, service, on_host)
         elif kind == "circuit_breaker":

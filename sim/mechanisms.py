@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from patterns import bulkhead as bulkhead_pattern
+from patterns.supervisor import GO_DURATION, parse_go_duration
 from sim import scenario as sc
 from sim.analysis import CONTAINER_PATHS
 from sim.experiment import BASELINE
@@ -180,7 +181,7 @@ def _slo_back(run: _Run) -> str:
 _KILLED = re.compile(r"Killed process (\d+) \(([^)]*)\).*?anon-rss:(\d+)kB.*?oom_score_adj:(-?\d+)")
 _USAGE = re.compile(r"memory: usage (\d+)kB, limit (\d+)kB")
 _CONSTRAINT = re.compile(r"constraint=(\w+)")
-_BACKOFF = re.compile(r"back-off (\d+(?:\.\d+)?)s")
+_BACKOFF = re.compile(rf"back-off ({GO_DURATION}) ")
 
 
 def _instance(cgroup: str) -> str:
@@ -192,13 +193,29 @@ def _instance(cgroup: str) -> str:
     return cgroup
 
 
-def _same_instant(frame: pd.DataFrame, t: float, host: str) -> pd.DataFrame:
-    return frame[(frame["t"] == t) & (frame["host"] == host)]
-
-
 def _first_match(frame: pd.DataFrame, pattern: re.Pattern[str]) -> re.Match[str] | None:
     """The first event of ``frame`` whose detail matches ``pattern``, matched."""
     for detail in frame["detail"]:
+        found = pattern.search(str(detail))
+        if found:
+            return found
+    return None
+
+
+def _reported_with(
+    run: _Run, kill: pd.Series, kind: str, pattern: re.Pattern[str]
+) -> re.Match[str] | None:
+    """The ``kind`` line of the OOM report that ended in ``kill``, matched by ``pattern``.
+
+    The kernel prints a report's lines just before its kill line: the last match logged before
+    ``kill`` at its instant and on its host (two OOMs at one instant are told apart).
+    """
+    events = run.events
+    earlier = events.iloc[: int(kill.name)]  # type: ignore[call-overload]
+    frame = earlier[
+        (earlier["kind"] == kind) & (earlier["t"] == kill["t"]) & (earlier["host"] == kill["host"])
+    ]
+    for detail in reversed(frame["detail"].tolist()):
         found = pattern.search(str(detail))
         if found:
             return found
@@ -225,9 +242,9 @@ def _oom_column(run: _Run) -> dict[str, str]:
     killed = _KILLED.search(str(first["detail"]))
     pid, adj = (killed.group(1), killed.group(4)) if killed else ("?", "?")
     rss = int(killed.group(3)) * 1024 if killed else 0
-    usage = _first_match(_same_instant(run.of("oom_meminfo"), t, host), _USAGE)
+    usage = _reported_with(run, first, "oom_meminfo", _USAGE)
     limit = format_bytes(int(usage.group(2)) * 1024) if usage else "its limit"
-    summary = _first_match(_same_instant(run.of("oom_summary"), t, host), _CONSTRAINT)
+    summary = _reported_with(run, first, "oom_summary", _CONSTRAINT)
     constraint = summary.group(1) if summary else "unknown"
     if constraint == "CONSTRAINT_MEMCG":
         trigger = f"{victim} reaches its memory.max ({limit}) at {_s(t)}: memcg OOM"
@@ -238,8 +255,8 @@ def _oom_column(run: _Run) -> dict[str, str]:
     acted = t - float(invoked["t"].iloc[-1]) if len(invoked) else 0.0
     victims = sorted({_instance(str(e)) for e in kills["entity"]})
     backoffs = [
-        float(found)
-        for found in run.of("waiting", "backoff")["detail"].str.extract(_BACKOFF)[0].dropna()
+        parse_go_duration(str(found))
+        for found in run.of("waiting")["detail"].str.extract(_BACKOFF)[0].dropna()
     ]
     longest = f", CrashLoopBackOff up to {format_duration(max(backoffs))}" if backoffs else ""
     return {
@@ -615,7 +632,8 @@ def mechanism_table(
             raise MechanismError(f"no run of the design {variant!r} ({mechanism.value})")
         row = {str(k): v for k, v in rows.iloc[0].to_dict().items()}
         mine = events[(events["variant"] == variant) & (events["seed"] == row["seed"])]
-        run = _Run(scenario.with_variant(variant), row, mine.sort_values("t", kind="stable"))
+        ordered = mine.sort_values("t", kind="stable").reset_index(drop=True)  # log order
+        run = _Run(scenario.with_variant(variant), row, ordered)
         cells = _COLUMNS[mechanism](run)
         table[mechanism.value] = {name: cells[name] for name in ROWS}
     return pd.DataFrame(table, index=list(ROWS))

@@ -19,7 +19,9 @@ from __future__ import annotations
 import functools
 import gc
 import math
+import threading
 from collections.abc import Callable, Generator, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -968,8 +970,39 @@ YOUNG_COLLECTION_THRESHOLD = 10_000
 (CPython's default is 700)."""
 
 
-@contextmanager
-def fewer_collections(threshold: int = YOUNG_COLLECTION_THRESHOLD) -> Iterator[None]:
+class _CollectorTuning:
+    """The young-generation threshold while any world runs in this process, then the old one.
+
+    The collector's thresholds belong to the process, and worlds may run in several threads at
+    once (the Streamlit app runs each session's script in its own): the first world to start
+    raises the threshold, the last to finish restores what was there before the first.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._saved: tuple[int, int, int] = gc.get_threshold()
+
+    @contextmanager
+    def running(self, threshold: int) -> Iterator[None]:
+        with self._lock:
+            if self._running == 0:
+                self._saved = gc.get_threshold()
+                gc.set_threshold(threshold, *self._saved[1:])
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                if self._running == 0:
+                    gc.set_threshold(*self._saved)
+
+
+_COLLECTOR = _CollectorTuning()
+
+
+def fewer_collections(threshold: int = YOUNG_COLLECTION_THRESHOLD) -> ContextManager[None]:
     """Run the cyclic garbage collector's young generation less often (restored after).
 
     A request in flight is a stack of generators, events and their callbacks: thousands of
@@ -978,13 +1011,9 @@ def fewer_collections(threshold: int = YOUNG_COLLECTION_THRESHOLD) -> Iterator[N
     every pattern on spent about 10 % of its time in collections that found nearly nothing
     (28 objects in a 20 s run: requests are freed by reference counting, not by the collector).
     At 10 000 the same garbage is still found, later; what a collection scans stays bounded.
+    Worlds running in several threads share the setting (:class:`_CollectorTuning`).
     """
-    old = gc.get_threshold()
-    gc.set_threshold(threshold, *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
+    return _COLLECTOR.running(threshold)
 
 
 def run(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import pandas as pd
 import pytest
 
+from sim import experiment
 from sim.analysis import (
     analyze,
     containment,
@@ -515,3 +516,10 @@ def test_narration_states_the_figures_in_words():
         "Why requests failed:",
         "  default: 10 failed; 100% reset at payments (users saw dependency)",
     ]
+
+
+def test_timeline_back_off_says_how_long_from_the_waiting_line() -> None:
+    """A BackOff event gives no delay; the Waiting line at its instant does (Go durations)."""
+    done = experiment.run("kubelet-eviction-vs-oom", "fast-leak")
+    texts = [t for t in done.analysis.timeline["text"] if "CrashLoopBackOff" in t]
+    assert [t.rsplit(" ", 1)[1] for t in texts] == ["10s", "20s", "40s", "1m20s"]

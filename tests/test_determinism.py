@@ -7,12 +7,14 @@ the arrivals draw from their own named streams (``arrivals/<entry>``, ``classes/
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 import pytest
 from pandas.testing import assert_frame_equal
 
 from sim import RunResult, Scenario, World, load_scenario, run
+from sim.world import YOUNG_COLLECTION_THRESHOLD, fewer_collections
 
 # Three tiers, timeouts, a crash at 60 s and a restart: every part of the result has content.
 DURATION = 66.0
@@ -122,3 +124,19 @@ def test_arrival_stream_check_can_fail(
     _, other = _arrival_stream(three_tier, None, seed=4)
     assert first != other
     assert first[:100] != other[:100]
+
+
+def test_fewer_collections_is_shared_by_overlapping_runs_and_restored() -> None:
+    """The first world raises the young-generation threshold, the last one restores it."""
+    before = gc.get_threshold()
+    first, second = fewer_collections(), fewer_collections()
+    first.__enter__()
+    assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD  # the other run still goes on
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), fewer_collections():
+        raise RuntimeError("a run that fails")
+    assert gc.get_threshold() == before

@@ -16,6 +16,7 @@ from patterns.supervisor import (
     format_pod,
     go_duration,
     observed_restart_time,
+    parse_go_duration,
     should_restart,
     waiting_message,
 )
@@ -413,3 +414,27 @@ def test_never_policy_leaves_the_oom_killed_container_terminated():
     assert (events.kind == "restart").sum() == 0
     assert (events.kind == "oom_kill").sum() == 1
     assert world.services["app"].instances[0].state.value == "terminated"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("0s", 0.0),
+        ("10s", 10.0),
+        ("1m20s", 80.0),
+        ("5m0s", 300.0),
+        ("1.5s", 1.5),
+        ("500ms", 0.5),
+        ("1h2m5.25s", 3725.25),
+        ("-40s", -40.0),
+    ],
+)
+def test_parse_go_duration_reads_what_go_duration_writes(text: str, seconds: float) -> None:
+    """The inverse of go_duration, as the kubelet's back-off lines spell durations."""
+    assert parse_go_duration(text) == pytest.approx(seconds)
+    assert go_duration(seconds) == text
+
+
+def test_parse_go_duration_refuses_other_text() -> None:
+    with pytest.raises(ValueError, match="not a Go duration"):
+        parse_go_duration("80")
