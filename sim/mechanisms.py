@@ -19,7 +19,6 @@ designs passes ``columns`` (mechanism -> variant) to :func:`mechanism_table` ins
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from patterns.supervisor import GO_DURATION, parse_go_duration
 from sim import scenario as sc
 from sim.analysis import CONTAINER_PATHS
 from sim.experiment import BASELINE
+from sim.stats import number_or_none
 from sim.units import format_bytes, format_duration
 
 
@@ -133,19 +133,12 @@ class _Run:
         return float(self.row["incident_start"])
 
 
-def _number(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return None if math.isnan(number) else number
-
-
 def _s(t: float) -> str:
     return f"{t:.1f} s"
 
 
 def _percent(fraction: Any) -> str:
-    number = _number(fraction)
+    number = number_or_none(fraction)
     return "n/a" if number is None else f"{number:.1%}"
 
 
@@ -166,12 +159,12 @@ def _spread(run: _Run) -> str:
 
 def _slo_back(run: _Run) -> str:
     """When every SLO held again (from the analysis' recovery point)."""
-    back = _number(run.row["recovered_at"])
+    back = number_or_none(run.row["recovered_at"])
     if back is None:
         return "SLOs still broken when the run ends"
     text = f"every SLO met again at {_s(back)}"
-    after = _number(run.row["time_to_recover"])
-    if after is not None and _number(run.row["trigger_end"]) is not None:
+    after = number_or_none(run.row["time_to_recover"])
+    if after is not None and number_or_none(run.row["trigger_end"]) is not None:
         text += f", {_s(after)} after the fault ended"
     return text
 

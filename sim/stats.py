@@ -130,6 +130,14 @@ class Interval:
         return self.low > 0.0 or self.high < 0.0
 
 
+def number_or_none(value: object) -> float | None:
+    """``value`` as a float, or None when it is missing (None) or undefined (NaN)."""
+    if value is None:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(number) else number
+
+
 def _clean(values: Sequence[float]) -> list[float]:
     return [float(v) for v in values if v is not None and not math.isnan(float(v))]
 

@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from sim.stats import number_or_none
+
 MISSING = "—"
 
 
@@ -28,22 +30,15 @@ class Kpi:
     help: str
 
 
-def _number(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return None if math.isnan(number) else number
-
-
 def format_percent(fraction: Any) -> str:
     """A fraction as a percentage with three decimals: ``0.990818`` -> ``99.082%``."""
-    number = _number(fraction)
+    number = number_or_none(fraction)
     return MISSING if number is None else f"{number:.3%}"
 
 
 def format_seconds(seconds: Any) -> str:
     """A duration in seconds, in ms below one second: ``0.16788`` -> ``168 ms``, ``1.25 s``."""
-    number = _number(seconds)
+    number = number_or_none(seconds)
     if number is None:
         return MISSING
     if number < 1.0:
@@ -53,7 +48,7 @@ def format_seconds(seconds: Any) -> str:
 
 def format_count(count: Any) -> str:
     """An integer count with thousands separators: ``44781`` -> ``44,781``."""
-    number = _number(count)
+    number = number_or_none(count)
     return MISSING if number is None else f"{round(number):,}"
 
 
