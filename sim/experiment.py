@@ -665,7 +665,7 @@ def compare(
         progress: called with ``(done, total)``.
     """
     base = _load(scenario)
-    names = list(variants) if variants else _all_variants(base)
+    names = list(variants) if variants else designs(base)
     tasks = plan(base, names, [{}], reps, seed, duration, hold)
     results = execute_plan(tasks, executor, jobs, out, progress)
     stats = comparison_stats(results.runs, names[0], metrics)
@@ -674,7 +674,8 @@ def compare(
     return Comparison(results.runs, results.events, names[0], stats)
 
 
-def _all_variants(scenario: sc.Scenario) -> list[str]:
+def designs(scenario: sc.Scenario) -> list[str]:
+    """The designs of a scenario: :data:`BASELINE` (as written) first, then its variants."""
     return [BASELINE, *(v for v in scenario.variants if v != BASELINE)]
 
 

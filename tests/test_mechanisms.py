@@ -29,7 +29,7 @@ from sim.mechanisms import (
     patterns_in,
     shows_mechanisms,
 )
-from ui import lessons, runs
+from ui import lessons
 
 LESSON = "four-mechanisms"
 DESIGNS = {
@@ -357,7 +357,7 @@ def test_training_page_shows_the_table_after_the_reveal(designs: Comparison) -> 
     assert not at.exception
     assert not at.table, "no table before the run"
     scenario = load_scenario(LESSON)
-    lesson = lessons.lesson(scenario, runs.variants(scenario))
+    lesson = lessons.lesson(scenario, experiment.designs(scenario))
     for question in lesson.questions:
         at.radio(key=f"{PREFIX}.q.{question.key}").set_value(question.options[0])
     at.button(key=f"FormSubmitter:{PREFIX}.predict-Lock in my predictions").click().run()

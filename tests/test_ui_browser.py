@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sim import load_scenario, run
-from ui import lessons, runs
+from sim import experiment, load_scenario, run
+from ui import lessons
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -216,7 +216,7 @@ def test_explorer_compare_and_training_in_chromium(server: str, shots: Path) -> 
             _idle(page)
             # the previous lesson's questions may linger for a moment: wait for this one's
             scenario = load_scenario(LESSON)
-            asked = len(lessons.lesson(scenario, runs.variants(scenario)).questions)
+            asked = len(lessons.lesson(scenario, experiment.designs(scenario)).questions)
             page.wait_for_function(
                 f"document.querySelectorAll('[data-testid=\"stRadio\"]').length == {asked}"
             )

@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from sim import experiment, load_scenario
-from ui import lessons, runs
+from ui import lessons
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 LESSON = "panic-on-oom"
@@ -24,7 +24,7 @@ PREFIX = f"training.{LESSON}"
 def lesson_runs() -> pd.DataFrame:
     """One replication of every design of the lesson, as the page runs them."""
     scenario = load_scenario(LESSON)
-    return experiment.compare(scenario, runs.variants(scenario), 1, executor="serial").runs
+    return experiment.compare(scenario, experiment.designs(scenario), 1, executor="serial").runs
 
 
 def test_narrative_is_split_at_the_predict_section() -> None:
@@ -51,7 +51,7 @@ def test_a_lesson_carries_the_scenario_goals() -> None:
 def test_questions_come_from_faults_and_variants() -> None:
     """Faults give the recovery, blast radius and OOM questions; variants the best design."""
     scenario = load_scenario(LESSON)
-    lesson = lessons.lesson(scenario, runs.variants(scenario))
+    lesson = lessons.lesson(scenario, experiment.designs(scenario))
     assert [q.key for q in lesson.questions] == ["recovery", "blast", "oom", "best"]
     assert lesson.questions[1].options == ("0", "1")
     assert lesson.questions[3].options == ("baseline", "no-panic", "no-reboot")
@@ -62,7 +62,7 @@ def test_questions_come_from_faults_and_variants() -> None:
 def test_answers_are_read_from_the_runs(lesson_runs: pd.DataFrame) -> None:
     """As written the host panics (no OOM kill); without panic_on_oom users see no error."""
     scenario = load_scenario(LESSON)
-    lesson = lessons.lesson(scenario, runs.variants(scenario))
+    lesson = lessons.lesson(scenario, experiment.designs(scenario))
     answers = lessons.answers(lesson, lesson_runs)
     assert answers["oom"].correct == ("No",)
     assert answers["best"].correct == ("no-panic",)

@@ -48,11 +48,6 @@ def scenario_key(scenario: Scenario) -> str:
     return scenario.model_dump_json()
 
 
-def variants(scenario: Scenario) -> list[str]:
-    """The variants a page offers: :data:`sim.experiment.BASELINE` (as written) first."""
-    return [experiment.BASELINE, *(v for v in scenario.variants if v != experiment.BASELINE)]
-
-
 @st.cache_data(max_entries=32, show_spinner=False)
 def _run_cached(
     key: str,

@@ -21,8 +21,7 @@ from typing import Any, Literal
 import streamlit as st
 
 from sim import Scenario
-from sim.experiment import BASELINE
-from ui import runs
+from sim.experiment import BASELINE, designs
 from ui.knobs import FieldKnob
 
 
@@ -64,7 +63,7 @@ VARIANT = Knob(
     help="A what-if overlay declared under the scenario's `variants:`; "
     f"`{BASELINE}` runs the scenario as written. The knobs below start from the variant's values.",
     default=lambda scenario: BASELINE,
-    options=runs.variants,
+    options=designs,
 )
 """Which variant to run: chosen before the knobs, whose starting values depend on it."""
 

@@ -13,15 +13,14 @@ is selected.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
 from sim import Scenario
-from sim.experiment import Comparison, Run, compare, open_executor, run
-from ui import figures, runs
+from sim.experiment import Comparison, Run, compare, designs, open_executor, run
+from ui import figures
 from ui.views import shared
 
 RESULT_KEY = "compare.result"  # shared.design_page's key for this page
@@ -60,7 +59,7 @@ def page() -> None:
 
 
 def _form(scenario: Scenario) -> dict[str, Any] | None:
-    names = runs.variants(scenario)
+    names = designs(scenario)
     with st.form("compare.form"):
         st.subheader("Design")
         chosen = st.multiselect(
@@ -77,28 +76,8 @@ def _form(scenario: Scenario) -> dict[str, Any] | None:
             key=f"compare.{scenario.name}.reps",
             help="Seeds seed .. seed + reps - 1, the same for every variant (paired).",
         )
-        seed = st.number_input(
-            "First seed",
-            min_value=0,
-            value=scenario.seed,
-            step=1,
-            key=f"compare.{scenario.name}.seed",
-        )
-        duration = st.number_input(
-            "Duration (s)",
-            min_value=1.0,
-            value=float(scenario.duration),
-            step=10.0,
-            format="%g",
-            key=f"compare.{scenario.name}.duration",
-        )
-        jobs = st.number_input(
-            "Parallel workers",
-            min_value=1,
-            value=os.cpu_count() or 1,
-            step=1,
-            key="compare.jobs",
-            help="Processes of the local pool (spawn); 1 runs in this process.",
+        seed, duration, jobs = shared.seed_duration_jobs(
+            scenario, f"compare.{scenario.name}", "compare.jobs"
         )
         pressed = st.form_submit_button("Compare", type="primary", width="stretch")
     if not pressed:

@@ -6,7 +6,8 @@ keeps its own choices in the session.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -130,6 +131,48 @@ def kpi_row(summary: dict[str, Any], headline: dict[str, Any]) -> None:
     with st.container(horizontal=True, gap="small"):
         for kpi in kpis.headline_kpis(summary, headline):
             st.metric(kpi.label, kpi.value, help=kpi.help, border=True, width="stretch")
+
+
+JOBS_HELP = "Processes of the local pool (spawn); 1 runs in this process."
+
+
+def seed_duration_jobs(
+    scenario: Scenario,
+    prefix: str,
+    jobs_key: str,
+    seed_label: str = "First seed",
+    places: Sequence[Any] | None = None,
+) -> tuple[int, float, int]:
+    """A design's seed, run length and worker count: the last three fields of its form.
+
+    Args:
+        scenario: gives the defaults (its seed and duration).
+        prefix: the seed's and the duration's widget keys (``<prefix>.seed``...).
+        jobs_key: the worker count's key (one per page: it outlives a change of scenario).
+        seed_label: the seed field's label.
+        places: three containers to draw them in (columns); default one under another.
+    """
+    seed_at, duration_at, jobs_at = places or (st, st, st)
+    seed = seed_at.number_input(
+        seed_label, min_value=0, value=scenario.seed, step=1, key=f"{prefix}.seed"
+    )
+    duration = duration_at.number_input(
+        "Duration (s)",
+        min_value=1.0,
+        value=float(scenario.duration),
+        step=10.0,
+        format="%g",
+        key=f"{prefix}.duration",
+    )
+    jobs = jobs_at.number_input(
+        "Parallel workers",
+        min_value=1,
+        value=os.cpu_count() or 1,
+        step=1,
+        key=jobs_key,
+        help=JOBS_HELP,
+    )
+    return int(seed), float(duration), int(jobs)
 
 
 def table_downloads(name: str, tables: dict[str, pd.DataFrame], key: str) -> None:

@@ -14,7 +14,6 @@ selected.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +21,8 @@ import streamlit as st
 import yaml
 
 from sim import Scenario
-from sim.experiment import Sweep, sweep
-from ui import figures, runs
+from sim.experiment import Sweep, designs, sweep
+from ui import figures
 from ui.knobs import scenario_knobs, sweep_values, sweepable
 from ui.views import shared
 
@@ -86,7 +85,7 @@ def _default_axes(paths: list[str]) -> tuple[str, str]:
 
 def _form(scenario: Scenario) -> dict[str, Any] | None:
     prefix = f"sweep.{scenario.name}"
-    variant = st.selectbox("Variant", runs.variants(scenario), key=f"{prefix}.variant")
+    variant = st.selectbox("Variant", designs(scenario), key=f"{prefix}.variant")
     knobs = {k.path: k for k in sweepable(scenario_knobs(scenario.with_variant(variant)))}
     paths = list(knobs)
     default_x, default_y = _default_axes(paths)
@@ -116,20 +115,7 @@ def _form(scenario: Scenario) -> dict[str, Any] | None:
         reps = st.number_input(
             "Replications per point", min_value=1, value=3, step=1, key=f"{prefix}.reps"
         )
-        seed = st.number_input(
-            "First seed", min_value=0, value=scenario.seed, step=1, key=f"{prefix}.seed"
-        )
-        duration = st.number_input(
-            "Duration (s)",
-            min_value=1.0,
-            value=float(scenario.duration),
-            step=10.0,
-            format="%g",
-            key=f"{prefix}.duration",
-        )
-        jobs = st.number_input(
-            "Parallel workers", min_value=1, value=os.cpu_count() or 1, step=1, key="sweep.jobs"
-        )
+        seed, duration, jobs = shared.seed_duration_jobs(scenario, prefix, "sweep.jobs")
         pressed = st.form_submit_button("Sweep", type="primary", width="stretch")
     if not pressed:
         return None

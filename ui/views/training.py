@@ -26,7 +26,6 @@ option), ``result`` (:class:`Ran`), ``step`` (the trainer's timeline entry).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +33,7 @@ import pandas as pd
 import streamlit as st
 
 from sim import Scenario
-from sim.experiment import BASELINE, Comparison, Run, compare, open_executor, run
+from sim.experiment import BASELINE, Comparison, Run, compare, designs, open_executor, run
 from sim.scenario import placements
 from ui import figures, lessons, report, runs
 from ui.views import shared
@@ -81,7 +80,7 @@ def page() -> None:
         shared.no_scenario(picked, "Training")
         return
     scenario = picked
-    lesson = lessons.lesson(scenario, runs.variants(scenario))
+    lesson = lessons.lesson(scenario, designs(scenario))
     prefix = f"training.{scenario.name}"
     st.sidebar.button(
         "Start this lesson over",
@@ -170,21 +169,11 @@ def _lock(lesson: lessons.Lesson, prefix: str) -> None:
 
 
 def _run_step(scenario: Scenario, prefix: str, locked: bool) -> None:
-    designs = runs.variants(scenario)
-    st.markdown(f"Runs every design once on the same seed: {', '.join(f'`{d}`' for d in designs)}.")
+    names = designs(scenario)
+    st.markdown(f"Runs every design once on the same seed: {', '.join(f'`{d}`' for d in names)}.")
     with st.form(f"{prefix}.run"):
-        left, middle, right = st.columns(3)
-        seed = left.number_input("Seed", min_value=0, value=scenario.seed, key=f"{prefix}.seed")
-        duration = middle.number_input(
-            "Duration (s)",
-            min_value=1.0,
-            value=float(scenario.duration),
-            step=10.0,
-            format="%g",
-            key=f"{prefix}.duration",
-        )
-        jobs = right.number_input(
-            "Parallel workers", min_value=1, value=os.cpu_count() or 1, key="training.jobs"
+        seed, duration, jobs = shared.seed_duration_jobs(
+            scenario, prefix, "training.jobs", "Seed", st.columns(3)
         )
         pressed = st.form_submit_button(
             "Run the lesson",
@@ -209,7 +198,7 @@ def _run_step(scenario: Scenario, prefix: str, locked: bool) -> None:
             full = pool.submit(run, scenario, BASELINE, int(seed), duration=float(duration))
             comparison = compare(
                 scenario,
-                designs,
+                names,
                 1,
                 seed=int(seed),
                 duration=float(duration),
