@@ -55,7 +55,7 @@ import pandas as pd
 
 from sim import scenario as sc
 from sim.analysis import Analysis, analyze
-from sim.recorder import RunResult
+from sim.recorder import RunResult, write_tables
 from sim.request import OUTCOMES
 from sim.stats import mean_interval, paired_difference
 from sim.world import World
@@ -193,13 +193,7 @@ class Run:
         show what the explorer shows.
         """
         out = self.result.save(directory, formats)
-        for name, frame in (("slo", self.analysis.slo), ("timeline", self.analysis.timeline)):
-            if "parquet" in formats:
-                frame.to_parquet(out / f"{name}.parquet", index=False)
-            if "csv" in formats:
-                frame.to_csv(out / f"{name}.csv", index=False)
-            if "json" in formats:
-                frame.to_json(out / f"{name}.json", orient="records", indent=1)
+        write_tables(out, {"slo": self.analysis.slo, "timeline": self.analysis.timeline}, formats)
         headline = json.dumps(self.analysis.headline(), indent=1, sort_keys=True, default=str)
         (out / HEADLINE_FILE).write_text(headline + "\n", encoding="utf-8")
         (out / SCENARIO_FILE).write_text(as_run_json(self.scenario), encoding="utf-8")

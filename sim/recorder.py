@@ -396,15 +396,24 @@ class RunResult:
             "entities": self.entities,
             "latency": self.latency,
         }
-        for fmt in formats:
-            for name, frame in tables.items():
-                if fmt == "parquet":
-                    frame.to_parquet(out / f"{name}.parquet", index=False)
-                elif fmt == "csv":
-                    frame.to_csv(out / f"{name}.csv", index=False)
-                elif fmt == "json":
-                    frame.to_json(out / f"{name}.json", orient="records", indent=1)
-                else:
-                    raise ValueError(f"unknown format {fmt!r} (use parquet, csv or json)")
+        write_tables(out, tables, formats)
         (out / "summary.json").write_text(self.to_json() + "\n", encoding="utf-8")
         return out
+
+
+def write_tables(out: Path, tables: dict[str, pd.DataFrame], formats: tuple[str, ...]) -> None:
+    """Write each table as ``out/<name>.<format>`` in each of ``formats`` (parquet, csv, json).
+
+    Raises:
+        ValueError: an unknown format.
+    """
+    for fmt in formats:
+        for name, frame in tables.items():
+            if fmt == "parquet":
+                frame.to_parquet(out / f"{name}.parquet", index=False)
+            elif fmt == "csv":
+                frame.to_csv(out / f"{name}.csv", index=False)
+            elif fmt == "json":
+                frame.to_json(out / f"{name}.json", orient="records", indent=1)
+            else:
+                raise ValueError(f"unknown format {fmt!r} (use parquet, csv or json)")

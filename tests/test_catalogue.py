@@ -50,7 +50,12 @@ def test_every_catalogue_scenario_and_variant_runs(name: str, variant: str | Non
     assert summary["arrivals"] > 0
     assert summary["arrivals"] == summary["completed"] + summary["in_flight_at_end"]
     assert sum(summary["outcomes"].values()) == summary["completed"]
-    assert done.analysis.headline()["blast_radius"] >= 0
+    headline = done.analysis.headline()
+    impacted = {s for s in headline["impacted"].split(",") if s}
+    targets = {s for s in headline["targets"].split(",") if s}
+    assert headline["blast_radius"] == len(impacted - targets)
+    slo = done.analysis.slo  # an impacted service broke its SLO in some window
+    assert impacted <= set(slo.loc[slo["violated"], "service"])
     as_run = done.scenario.model_copy(update={"variants": {}})
     assert Scenario.model_validate_json(experiment.as_run_json(done.scenario)) == as_run
 

@@ -181,6 +181,9 @@ def render_report(folder: Path, title: str) -> str:
                 f"{folder}: no run (summary.json), comparison (stats.parquet) or sweep "
                 "(summary.parquet) found"
             )
+    except FileNotFoundError as exc:
+        missing = Path(str(exc.filename or exc)).name
+        raise ReportError(f"{folder}: cannot read the results: {missing} is missing") from exc
     except (OSError, KeyError, ValueError, ScenarioError, CrossReferenceError) as exc:
         if isinstance(exc, ReportError):
             raise
