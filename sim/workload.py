@@ -72,7 +72,9 @@ class Workload:
             w / total for w in itertools.accumulate(c.weight for c in config.classes)
         ]
         entry = config.entry
-        self._class_draw = _uniform(seed, f"classes/{entry}")
+        self._class_draw = _uniform(seed, f"classes/{entry}") if len(config.classes) > 1 else None
+        """Draws an open-loop arrival's class; None with one class (its stream is its own, so
+        not drawing changes no other draw)."""
         self.surges: list[Surge] = []
         self._drops: list[tuple[Surge, Callable[[], float]]] = []
         self.next_id = 0
@@ -157,8 +159,8 @@ class Workload:
         return request
 
     def _arrive(self, now: float) -> None:
-        # one class: no draw (its stream is its own, so skipping it changes no other draw)
-        cls = self._class_of(self._class_draw()) if len(self.cumulative) > 1 else 0
+        draw = self._class_draw
+        cls = 0 if draw is None else self._class_of(draw())
         self.env.process(self._request(self._new(cls, now)))
 
     def _request(
