@@ -623,43 +623,36 @@ def measure_memory(duration: float | None) -> list[Line]:
         coarse_peak = peak_memory(coarse)
     except (OSError, RuntimeError) as exc:
         return [_failed("memory", what, f"{_length(scenario.duration)} run", exc)]
+    common = {
+        "scenario": FLAGSHIP,
+        "duration": scenario.duration,
+        "long_duration": longer.duration,
+        "peak_bytes": short_peak,
+        "method": "RSS growth (VmHWM - VmRSS) in a fresh process",
+    }
+
+    def line(key: str, label: str, peak: int, target: float | None, bin_width: float) -> Line:
+        return Line(
+            key=key,
+            what=label,
+            faultlab=peak,
+            reference=short_peak,
+            reference_label=f"{_length(scenario.duration)} run",
+            unit="bytes",
+            value=peak / short_peak,
+            value_unit="x",
+            target=target,
+            details=common | {"bin": bin_width, "long_peak_bytes": peak},
+        )
+
     return [
-        Line(
-            key="memory",
-            what=what,
-            faultlab=long_peak,
-            reference=short_peak,
-            reference_label=f"{_length(scenario.duration)} run",
-            unit="bytes",
-            value=long_peak / short_peak,
-            value_unit="x",
-            target=TARGET_MEMORY_RATIO,
-            details={
-                "scenario": FLAGSHIP,
-                "duration": scenario.duration,
-                "long_duration": longer.duration,
-                "peak_bytes": short_peak,
-                "long_peak_bytes": long_peak,
-                "method": "RSS growth (VmHWM - VmRSS) in a fresh process",
-            },
-        ),
-        Line(
-            key="memory-bins",
-            what=f"{what}, {_length(wide)} bins (as many as the shorter run's)",
-            faultlab=coarse_peak,
-            reference=short_peak,
-            reference_label=f"{_length(scenario.duration)} run",
-            unit="bytes",
-            value=coarse_peak / short_peak,
-            value_unit="x",
-            target=None,
-            details={
-                "scenario": FLAGSHIP,
-                "long_duration": longer.duration,
-                "bin": wide,
-                "long_peak_bytes": coarse_peak,
-                "method": "RSS growth (VmHWM - VmRSS) in a fresh process",
-            },
+        line("memory", what, long_peak, TARGET_MEMORY_RATIO, scenario.recording.bin),
+        line(
+            "memory-bins",
+            f"{what}, {_length(wide)} bins (as many as the shorter run's)",
+            coarse_peak,
+            None,
+            wide,
         ),
     ]
 
