@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -912,7 +912,7 @@ def _event_entries(
             service = target if target in scenario.services else None
             found = (kind, text, entity, service, entity if entity in hosts else None)
         elif kind == "oom_kill":
-            instance = _instance_of(entity, instances)
+            instance = container_of(entity, instances)
             killed = _KILLED.match(detail)
             text = f"kernel: {killed.group(1) if killed else detail} in {instance or entity}"
             service = instances.get(instance or "")
@@ -988,11 +988,14 @@ def _instance_text(kind: str, instance: str, detail: str, balance: str) -> str:
     return f"{instance} cannot be scheduled: {detail}"
 
 
-def _instance_of(cgroup: str, instances: dict[str, str]) -> str | None:
-    """The instance whose container ``cgroup`` is (a kubepods pod, or a bare host's unit)."""
+def container_of(cgroup: str, known: Container[str] | None = None) -> str | None:
+    """The container whose cgroup ``cgroup`` is (a kubepods pod's, or a bare host's unit).
+
+    With ``known``, only a name in it counts (``None`` when there is none).
+    """
     for pattern in CONTAINER_PATHS:
         found = pattern.search(cgroup)
-        if found and found.group(1) in instances:
+        if found and (known is None or found.group(1) in known):
             return found.group(1)
     return None
 

@@ -30,7 +30,7 @@ import pandas as pd
 from patterns import bulkhead as bulkhead_pattern
 from patterns.supervisor import GO_DURATION, parse_go_duration
 from sim import scenario as sc
-from sim.analysis import CONTAINER_PATHS
+from sim.analysis import container_of
 from sim.experiment import BASELINE
 from sim.stats import number_or_none
 from sim.units import format_bytes, format_duration
@@ -177,13 +177,9 @@ _CONSTRAINT = re.compile(r"constraint=(\w+)")
 _BACKOFF = re.compile(rf"back-off ({GO_DURATION}) ")
 
 
-def _instance(cgroup: str) -> str:
-    """The container a cgroup path belongs to (a pod's, or a bare host's unit)."""
-    for pattern in CONTAINER_PATHS:
-        found = pattern.search(cgroup)
-        if found:
-            return found.group(1)
-    return cgroup
+def _container(cgroup: str) -> str:
+    """The container a cgroup belongs to, or the cgroup's path when it names none."""
+    return container_of(cgroup) or cgroup
 
 
 def _first_match(frame: pd.DataFrame, pattern: re.Pattern[str]) -> re.Match[str] | None:
@@ -231,7 +227,7 @@ def _oom_column(run: _Run) -> dict[str, str]:
         }
     first = kills.iloc[0]
     t, host = float(first["t"]), str(first["host"])
-    victim = _instance(str(first["entity"]))
+    victim = _container(str(first["entity"]))
     killed = _KILLED.search(str(first["detail"]))
     pid, adj = (killed.group(1), killed.group(4)) if killed else ("?", "?")
     rss = int(killed.group(3)) * 1024 if killed else 0
@@ -246,7 +242,7 @@ def _oom_column(run: _Run) -> dict[str, str]:
     invoked = run.of("oom_invoked")
     invoked = invoked[(invoked["host"] == host) & (invoked["t"] <= t)]
     acted = t - float(invoked["t"].iloc[-1]) if len(invoked) else 0.0
-    victims = sorted({_instance(str(e)) for e in kills["entity"]})
+    victims = sorted({_container(str(e)) for e in kills["entity"]})
     backoffs = [
         parse_go_duration(str(found))
         for found in run.of("waiting")["detail"].str.extract(_BACKOFF)[0].dropna()
