@@ -717,10 +717,11 @@ class Started(simpy.Process):
     """A process that starts at once, inside the step that makes it.
 
     ``env.process(generator)`` schedules an ``Initialize`` event and the generator first runs
-    when it is processed, later in the same instant. A timed call's child gains nothing from
-    that hop through the event queue: this runs the generator to its first ``yield`` straight
-    away (as ``Process._resume`` would from ``Initialize``), then hands the active process back
-    to the caller. Everything else is a plain :class:`simpy.Process`.
+    when it is processed, later in the same instant. A timed call's child, or a request a user
+    has just sent (``sim.workload``), gains nothing from that hop through the event queue: this
+    runs the generator to its first ``yield`` straight away (as ``Process._resume`` would from
+    ``Initialize``), then hands the active process back to the caller. Everything else is a
+    plain :class:`simpy.Process`.
     """
 
     def __init__(self, env: simpy.Environment, generator: Generator[Event, Any, Any]) -> None:

@@ -159,6 +159,9 @@ class Psi:
 
     def update(self, period: float) -> None:
         """Close a period: fold its shares into the decayed averages."""
+        if self.stall == 0.0 and not any(self.avg["some"]) and not any(self.avg["full"]):
+            self.busy = 0.0  # no pressure, now or before: every figure stays exactly 0
+            return
         some = min(self.stall, period)
         # full: the stalled share of the non-idle task time, over the period (no busy time
         # recorded: the stalled tasks were all there was)

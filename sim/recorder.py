@@ -145,6 +145,21 @@ class EntityStats:
         self.last = now
         self.in_system += delta
 
+    def enter(self, now: float, served: bool) -> None:
+        """A request enters the entity at ``now``: :meth:`change` by one.
+
+        ``served``: a worker took it at once, so it also counts a queue wait of zero (as
+        ``waited(now, 0.0)`` would), in the same pass.
+        """
+        index = int(now * self.inv_width)
+        if index >= self.n_bins:
+            index = self.n_bins - 1
+        self.area[index] += self.in_system * (now - self.last)
+        self.last = now
+        self.in_system += 1
+        if served:
+            self.wait_n[index] += 1
+
     def close_bin(self, index: int, end: float) -> None:
         """Integrate the in-system count up to the end of bin ``index``."""
         self.area[index] += self.in_system * (end - self.last)

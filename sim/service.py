@@ -111,7 +111,7 @@ from sim.policies import (
     CallPolicies,
     ClientState,
 )
-from sim.recorder import EntityStats
+from sim.recorder import CLIENT, EntityStats
 from sim.request import Outcome, Request
 
 if TYPE_CHECKING:
@@ -391,6 +391,10 @@ class Instance:
         "waiting_message",
         "workers",
     )
+
+    answers_probes = False
+    """Whether some requests are the kubelet's probes (:class:`ProbedInstance`): their work is
+    not the service's, so a hop cannot take :meth:`_serve_plain`'s inline way."""
 
     def __init__(
         self,
@@ -845,7 +849,6 @@ class Instance:
         assert proc is not None
         active = self.active
         active[proc] = None
-        stats.change(t0, 1)
         incarnation = self.incarnation
         process = self.process
         assert process is not None
@@ -854,9 +857,10 @@ class Instance:
             if self.busy < self.workers:
                 self.busy += 1
                 holding = True
-                stats.waited(t0, 0.0)
+                stats.enter(t0, True)
                 now = t0
             else:
+                stats.enter(t0, False)
                 capacity = self.queue_capacity
                 if capacity is not None and len(self.queue) >= capacity:
                     request.origin = (service.name, SHED)
@@ -881,7 +885,15 @@ class Instance:
             if request.deadline <= now:  # the caller gave up while this waited
                 request.origin = (service.name, DEADLINE_EXCEEDED)
                 return self._done(DEADLINE_EXCEEDED, t0)
-            outcome = yield from self._work(request, process)
+            if service.perturbation is None and not (
+                service.per_request or process.swap or self.answers_probes
+            ):  # _work(), inline when it has nothing else to do
+                yield env.timeout(self.sample())
+                outcome = OK
+                if service.edges:
+                    outcome = yield from service.call_downstream(request, self)
+            else:
+                outcome = yield from self._work(request, process)
             now = env.now  # _done(), inline on the way every hop takes
             stats.record(now, outcome, now - t0, leaving=True)
             return outcome
@@ -1113,6 +1125,8 @@ class ProbedInstance(Instance):
 
     __slots__ = ()
 
+    answers_probes = True
+
     def _work(self, request: Request, process: Process) -> HopResult:
         if request.__class__ is ProbeRequest:
             return self._answer_probe()
@@ -1193,6 +1207,7 @@ class Edge:
     __slots__ = (
         "callee",
         "env",
+        "leaves",
         "name",
         "optional",
         "perturbation",
@@ -1236,13 +1251,34 @@ class Edge:
         """Policy state of calls made without a calling instance (the users' edge)."""
         self.propagate = False
         """Deadline propagation: the hops below this edge's timeouts see their deadline."""
+        self.leaves = caller == CLIENT
+        """The users' edge: a request whose call ends here leaves the system (its ``stats``,
+        the client's, count it out in the same pass as its outcome)."""
 
-    def call(self, request: Request, caller: Instance | None = None) -> HopResult:
+    def send(
+        self, request: Request, end: Callable[[Request, Outcome], None]
+    ) -> Generator[Event, Any, Outcome | None]:
+        """The users' side of ``request``, for its own process to run: ``end`` hears its outcome.
+
+        A plain function handing back the generator to run (no generator level of its own): a
+        call under the users' timeout walks away (:meth:`call_and_walk_away`); any other is
+        :meth:`call`, which tells ``end`` when it is over.
+        """
+        if self.timeout is not None and self.policies is None:
+            return self.call_and_walk_away(request, end)
+        return self.call(request, None, end)
+
+    def call(
+        self,
+        request: Request,
+        caller: Instance | None = None,
+        end: Callable[[Request, Outcome], None] | None = None,
+    ) -> HopResult:
         """Make the call; return the outcome the caller sees (and count it on the edge).
 
         The timeout covers the whole way to the callee and back, network delay included.
         ``caller`` is the calling instance (used by :class:`PolicyEdge`; a bare edge, the fast
-        path, has no client-side state).
+        path, has no client-side state). ``end``, if given, hears the outcome (:meth:`send`).
         """
         env = self.env
         t0 = env.now
@@ -1263,10 +1299,12 @@ class Edge:
                     outcome = TIMEOUT
         except simpy.Interrupt:
             # the caller died mid-call: the call ends with its connection
-            self.stats.record(env.now, RESET, env.now - t0)
+            self.stats.record(env.now, RESET, env.now - t0, self.leaves)
             raise
         now = env.now
-        self.stats.record(now, outcome, now - t0)
+        self.stats.record(now, outcome, now - t0, self.leaves)
+        if end is not None:
+            end(request, outcome)
         return outcome
 
     def call_and_walk_away(
@@ -1290,7 +1328,7 @@ class Edge:
                 if hop is not request:
                     request.merge(hop)
                 request.origin = (self.name, TIMEOUT)
-                stats.record(env.now, TIMEOUT, timeout)
+                stats.record(env.now, TIMEOUT, timeout, self.leaves)
                 end(request, TIMEOUT)
 
         timer = env.timeout(timeout)
@@ -1302,7 +1340,7 @@ class Edge:
         if hop is not request:
             request.merge(hop)
         now = env.now
-        stats.record(now, outcome, now - t0)
+        stats.record(now, outcome, now - t0, self.leaves)
         end(request, outcome)
 
     def _deliver(self, request: Request) -> HopResult:
@@ -1356,13 +1394,18 @@ class PolicyEdge(Edge):
 
     __slots__ = ()
 
-    def call(self, request: Request, caller: Instance | None = None) -> HopResult:
+    def call(
+        self,
+        request: Request,
+        caller: Instance | None = None,
+        end: Callable[[Request, Outcome], None] | None = None,
+    ) -> HopResult:
         """Make the call through the policy chain; count the caller's final view once.
 
         A plain function handing back the chain's generator (which counts the call, as it is
         the outermost level), so that the caller's ``yield from`` drives it directly.
         """
-        return self._chain(0, request, self._state(caller), self.env.now)
+        return self._chain(0, request, self._state(caller), self.env.now, end)
 
     def _state(self, caller: Instance | None) -> ClientState:
         """The policy state of ``caller`` for this edge, made on its first call."""
@@ -1391,7 +1434,12 @@ class PolicyEdge(Edge):
         return sink
 
     def _chain(
-        self, index: int, request: Request, state: ClientState, t0: float = -1.0
+        self,
+        index: int,
+        request: Request,
+        state: ClientState,
+        t0: float = -1.0,
+        end: Callable[[Request, Outcome], None] | None = None,
     ) -> HopResult:
         """Layers ``index``.. of the policy chain (outermost first) around the transport.
 
@@ -1503,7 +1551,7 @@ class PolicyEdge(Edge):
             # unwind the layers entered, innermost first, as their generators would have
             interrupted = isinstance(exc, simpy.Interrupt)
             if interrupted and t0 >= 0:  # the caller died mid-call: it ends with its connection
-                self.stats.record(env.now, RESET, env.now - t0)
+                self.stats.record(env.now, RESET, env.now - t0, self.leaves)
             for layer in policies.unwind[index][i]:
                 if layer == BULKHEAD:
                     state.bulkhead.on_complete()  # type: ignore[union-attr]
@@ -1524,7 +1572,9 @@ class PolicyEdge(Edge):
                 outcome = DEGRADED
         if t0 >= 0:
             now = env.now
-            self.stats.record(now, outcome, now - t0)
+            self.stats.record(now, outcome, now - t0, self.leaves)
+            if end is not None:
+                end(request, outcome)
         return outcome
 
     def _bulkhead_wait(self, inner: int, request: Request, state: ClientState) -> HopResult:

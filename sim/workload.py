@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from patterns.retry import Started
 from sim import scenario as sc
 from sim.request import DEGRADED, Outcome, Request
 from sim.streams import batched, service_time_sampler, stream
@@ -123,6 +124,9 @@ class Workload:
         env = self.env
         gaps = _exponential(self.seed, f"arrivals/{name}")
         thinning = _uniform(self.seed, f"thinning/{name}")
+        draw = self._class_draw
+        send = self.edge.send
+        end = self._end
         if start > 0:
             yield env.timeout(start)
         while True:
@@ -134,7 +138,8 @@ class Workload:
                     continue
             if self._drops and self._dropped(now):
                 continue
-            self._arrive(now)
+            cls = 0 if draw is None else self._class_of(draw())
+            Started(env, send(self._new(cls, now), end))
 
     def _dropped(self, now: float) -> bool:
         for surge, draw in self._drops:
@@ -157,22 +162,6 @@ class Workload:
         self.recorder.arrivals += 1
         self.stats.change(now, 1)
         return request
-
-    def _arrive(self, now: float) -> None:
-        draw = self._class_draw
-        cls = 0 if draw is None else self._class_of(draw())
-        self.env.process(self._request(self._new(cls, now)))
-
-    def _request(
-        self, request: Request, end: Callable[[Request, Outcome], None] | None = None
-    ) -> Generator[simpy.Event, Any, None]:
-        end = end or self._end
-        edge = self.edge
-        if edge.timeout is not None and edge.policies is None:
-            yield from edge.call_and_walk_away(request, end)
-        else:
-            outcome = yield from edge.call(request)
-            end(request, outcome)
 
     def _user(
         self, users: sc.ClosedLoopUsers, number: int, start: float = 0.0, leave: float = math.inf
@@ -197,7 +186,7 @@ class Workload:
             attempt = 0
             while True:
                 answered = env.event()
-                env.process(self._request(self._new(cls, env.now), _tell(self._end, answered)))
+                Started(env, self.edge.send(self._new(cls, env.now), _tell(self._end, answered)))
                 outcome = yield answered
                 if outcome <= DEGRADED or retries is None or attempt >= retries.max:
                     break
@@ -206,8 +195,7 @@ class Workload:
                 self.user_retries += 1
 
     def _end(self, request: Request, outcome: Outcome) -> None:
-        """The user's view of ``request`` is ``outcome``: it leaves the system."""
-        self.stats.change(self.env.now, -1)
+        """The user's view of ``request`` is ``outcome`` (the edge has counted it out)."""
         if outcome > DEGRADED or (outcome == DEGRADED and request.origin is not None):
             where, why = request.origin or (self.config.entry, outcome)
             self.recorder.why[(self.class_names[request.cls], where, why.label, outcome.label)] += 1

@@ -307,9 +307,11 @@ def _count_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     call = Edge.call
     walk_away = Edge.call_and_walk_away
 
-    def counting_call(self: Edge, request: Request, caller: Instance | None = None) -> HopResult:
+    def counting_call(
+        self: Edge, request: Request, caller: Instance | None = None, end: Any = None
+    ) -> HopResult:
         started[self.name] += 1
-        return (yield from call(self, request, caller))
+        return (yield from call(self, request, caller, end))
 
     def counting_walk_away(self: Edge, request: Request, end: Any) -> Generator[Any, Any, None]:
         started[self.name] += 1

@@ -14,6 +14,7 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from sim import RunResult, Scenario, World, load_scenario, run
+from sim.request import Request
 from sim.world import YOUNG_COLLECTION_THRESHOLD, fewer_collections
 
 # Three tiers, timeouts, a crash at 60 s and a restart: every part of the result has content.
@@ -74,10 +75,10 @@ Arrival = tuple[float, float]
 def _arrival_stream(
     scenario: Scenario, variant: str | None, seed: int
 ) -> tuple[RunResult, list[Arrival]]:
-    """Run, recording every arrival by wrapping the workload's ``_arrive`` and class draw."""
+    """Run, recording every arrival by wrapping the workload's ``_new`` and class draw."""
     world = World(scenario, variant=variant, seed=seed)
     workload = world.workload
-    arrive: Callable[[float], None] = workload._arrive
+    new: Callable[[int, float], Request] = workload._new
     draw_class: Callable[[], float] = workload._class_draw
     stream: list[Arrival] = []
     last_draw = [-1.0]
@@ -86,11 +87,11 @@ def _arrival_stream(
         last_draw[0] = draw_class()
         return last_draw[0]
 
-    def recording_arrive(now: float) -> None:
-        arrive(now)
+    def recording_new(cls: int, now: float) -> Request:
         stream.append((now, last_draw[0]))
+        return new(cls, now)
 
-    workload._arrive = recording_arrive  # type: ignore[method-assign]
+    workload._new = recording_new  # type: ignore[method-assign]
     workload._class_draw = class_draw
     return world.run(), stream
 
