@@ -34,16 +34,18 @@ are there for information only (no target). The lines, and what each one compare
   exponential service of mean 40 ms, Poisson arrivals at 80/s: rho = 0.8), patterns off as
   above, run long enough for ``customers`` customers (default 1 000 000: 12 500 s simulated),
   against the textbook SimPy model: ``simpy.Resource(capacity=c)`` and a process per customer
-  (the naive model with one tier), on the same random streams. Two lines: the cost per customer
-  (**ratio <= 1.0x**) and faultlab's mean queue wait ``Wq`` (the ``server`` row's
-  ``wait_mean``) against Erlang C (:func:`sim.queueing.mmc_mean_wait`, 29.8 ms): **relative
-  error <= 1%**. Beware: at rho = 0.8 waits are strongly correlated, and one run of 1M customers
-  estimates ``Wq`` only to about +-1% (one standard deviation, measured over 8 seeds of the bare
-  model: seed 1, the scenario's, is +1.5% off), so this line fails on about a third of seeds by
-  sampling noise alone. What shows faultlab right is the other figure of the line's JSON: the
-  textbook model on the same streams sees the same ``Wq`` (to rounding; ``bare_wait_mean``).
-  The two runs of 1M customers take tens of seconds each, so each side is timed once (a long
-  run averages short disturbances out), not ``repeat`` times.
+  (the naive model with one tier), on the same random streams. Both run on ``mmc_seeds`` seeds
+  (default 5: the scenario's, 1, then 2, 3...), each run timed once (a long run averages short
+  disturbances out), the sides alternating. Two lines: the cost per customer, each side's best
+  over the seeds (**ratio <= 1.0x**), and faultlab's mean queue wait ``Wq`` (the ``server``
+  row's ``wait_mean``), the mean of the seeds' means, against Erlang C
+  (:func:`sim.queueing.mmc_mean_wait`, 29.8 ms): **relative error <= 1%**. Why several seeds:
+  at rho = 0.8 waits are strongly correlated, and one run of 1M customers estimates ``Wq`` only
+  to about +-1% (one standard deviation over seeds), so a single run would miss the target on
+  about a third of seeds by sampling noise alone (seed 1 is +1.5% off); five runs (5M
+  customers) bring that to about +-0.45%. The JSON gives every seed's ``Wq``, the 95%
+  interval over the seeds (``wait_ci95``), and what shows faultlab right seed by seed: the
+  textbook model on the same streams sees the same ``Wq`` (to rounding; ``bare_wait_means``).
 
 * **flagship** (``flagship``): one seed (the scenario's, 7) of ``checkout-noisy-neighbor`` as
   written, through :func:`sim.world.run`: wall seconds (best of ``repeat``) and hops per
@@ -124,6 +126,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -132,6 +135,7 @@ import simpy
 from sim import scenario as sc
 from sim.bench_models import PROCESS_PER_CALL, YIELD_FROM, Served, run_bare
 from sim.queueing import mmc_mean_wait
+from sim.stats import mean_interval
 
 SCENARIO = "three-tier"
 """The catalogue scenario of the three-tier lines."""
@@ -503,75 +507,98 @@ def measure_three_tier(duration: float, repeat: int) -> list[Line]:
     return lines
 
 
-def measure_mmc(customers: int) -> list[Line]:
-    """The M/M/c lines: cost per customer against textbook SimPy, and Wq against Erlang C."""
-    scenario = mmc_scenario(customers)
-    server = scenario.services[scenario.workload.entry]
-    rate = scenario.workload.rate
+def measure_mmc(customers: int, seeds: int = 1) -> list[Line]:
+    """The M/M/c lines: cost per customer against textbook SimPy, and Wq against Erlang C.
+
+    Each of ``seeds`` runs of ``customers`` customers (on the scenario's seed, then the next
+    ones) is timed once on each side, the sides alternating: the cost is each side's best
+    seconds per customer over the seeds, and faultlab's ``Wq`` the mean of its runs' means,
+    with a 95% t interval over the seeds.
+    """
+    base = mmc_scenario(customers)
+    server = base.services[base.workload.entry]
+    rate = base.workload.rate
     assert isinstance(rate, sc.ConstantRate)
     if not isinstance(server.service_time, sc.Exponential):
         raise ValueError(f"{MMC_SCENARIO}: M/M/c needs exponential service times")
     mean = server.service_time.mean
     workers = server.workers * server.replicas
     erlang = mmc_mean_wait(workers, rate.rate, 1.0 / mean)
-    sides = best_of(
-        {
-            "faultlab": lambda: run_faultlab(scenario),
-            "bare": lambda: run_bare(scenario, PROCESS_PER_CALL),
-        },
-        {
-            "faultlab": lambda: run_faultlab(_warm_up(scenario)),
-            "bare": lambda: run_bare(_warm_up(scenario), PROCESS_PER_CALL),
-        },
-        1,
-    )
-    ours, theirs = sides["faultlab"], sides["bare"]
-    assert ours.served is not None
-    assert theirs.served is not None
-    wait, bare_wait = ours.served.wait_means[0], theirs.served.wait_means[0]
+    run_seeds = [base.seed + k for k in range(seeds)]
+    ours, theirs = Side("faultlab"), Side("bare")
+    ours_costs: list[float] = []
+    theirs_costs: list[float] = []
+    waits: list[float] = []
+    bare_waits: list[float] = []
+    run_faultlab(_warm_up(base))
+    run_bare(_warm_up(base), PROCESS_PER_CALL)
+    for seed in run_seeds:
+        scenario = base.with_overrides({"seed": seed})
+        for side, costs, means, run in (
+            (ours, ours_costs, waits, partial(run_faultlab, scenario)),
+            (theirs, theirs_costs, bare_waits, partial(run_bare, scenario, PROCESS_PER_CALL)),
+        ):
+            served, wall = _timed(run)
+            side.walls.append(wall)
+            costs.append(wall / served.hops * 1e6)
+            means.append(served.wait_means[0])
+            side.served = served
+    wait = mean_interval(waits)
+    customers_served = ours.served.hops if ours.served is not None else 0
     common = {
         "scenario": MMC_SCENARIO,
-        "customers": ours.hops,
-        "duration": scenario.duration,
-        "seed": scenario.seed,
+        "customers": customers_served,
+        "duration": base.duration,
+        "seeds": run_seeds,
         "servers": workers,
         "arrival_rate": rate.rate,
         "service_rate": 1.0 / mean,
     }
-    what = f"M/M/{workers} ({MMC_SCENARIO}), {ours.hops:,} customers"
+    what = f"M/M/{workers} ({MMC_SCENARIO}), {_seeds(seeds)}{customers_served:,} customers"
     return [
         Line(
             key="mmc",
             what=what,
-            faultlab=ours.us_per_hop,
-            reference=theirs.us_per_hop,
+            faultlab=min(ours_costs),
+            reference=min(theirs_costs),
             reference_label="bare SimPy",
             unit="us/customer",
-            value=ours.us_per_hop / theirs.us_per_hop,
+            value=min(ours_costs) / min(theirs_costs),
             value_unit="x",
             target=TARGET_MMC,
-            details=common | {"faultlab": ours.to_dict(), "reference": theirs.to_dict()},
+            details=common
+            | {
+                "faultlab": {"walls_s": ours.walls, "us_per_customer": ours_costs},
+                "reference": {"walls_s": theirs.walls, "us_per_customer": theirs_costs},
+            },
         ),
         Line(
             key="mmc-wait",
-            what=f"M/M/{workers} mean queue wait Wq, |error|",
-            faultlab=wait,
+            what=f"M/M/{workers} mean queue wait Wq, {_seeds(seeds)}|error|",
+            faultlab=wait.mean,
             reference=erlang,
             reference_label="Erlang C",
             unit="s",
-            value=abs(wait / erlang - 1.0),
+            value=abs(wait.mean / erlang - 1.0),
             value_unit="%",
             target=TARGET_WAIT_ERROR,
             details=common
             | {
-                "wait_mean": wait,
+                "wait_mean": wait.mean,
+                "wait_means": waits,
+                "wait_ci95": None if seeds < 2 else [wait.low, wait.high],
                 "erlang_c_wait_mean": erlang,
-                "relative_error": wait / erlang - 1.0,
-                "bare_wait_mean": bare_wait,
-                "bare_relative_error": bare_wait / erlang - 1.0,
+                "relative_error": wait.mean / erlang - 1.0,
+                "relative_errors": [w / erlang - 1.0 for w in waits],
+                "bare_wait_means": bare_waits,
+                "bare_relative_errors": [w / erlang - 1.0 for w in bare_waits],
             },
         ),
     ]
+
+
+def _seeds(seeds: int) -> str:
+    return "" if seeds == 1 else f"{seeds} seeds x "
 
 
 def measure_flagship(duration: float | None, repeat: int) -> list[Line]:
@@ -792,7 +819,9 @@ class Settings:
         only: the measurements to run (:data:`MEASUREMENTS`), in the suite's order.
         duration: simulated seconds of the three-tier runs.
         repeat: timed runs per side of the three-tier and flagship lines (the best is kept).
-        customers: M/M/c customers (about; arrivals are random).
+        customers: M/M/c customers of each seed's run (about; arrivals are random).
+        mmc_seeds: M/M/c runs, each on its own seed (one run of 1M customers estimates ``Wq``
+            only to about +-1%; five pool 5M customers, about +-0.45%).
         reps: replications of the scale-out lines.
         flagship_duration: the flagship's run length (``None``: its own, 5 min); its 5 s target
             applies to its own length only. The memory and scale-out lines run it too.
@@ -802,6 +831,7 @@ class Settings:
     duration: float = 60.0
     repeat: int = 3
     customers: int = 1_000_000
+    mmc_seeds: int = 5
     reps: int = 8
     flagship_duration: float | None = None
 
@@ -821,6 +851,8 @@ class Settings:
             raise SettingError("repeat", "must be at least 1")
         if self.customers < 100:
             raise SettingError("customers", "must be at least 100")
+        if self.mmc_seeds < 1:
+            raise SettingError("mmc-seeds", "must be at least 1")
         if self.reps < 2:
             raise SettingError("reps", "must be at least 2 (one per worker)")
         if self.flagship_duration is not None:
@@ -858,6 +890,7 @@ class Suite:
                 "duration": self.settings.duration,
                 "repeat": self.settings.repeat,
                 "customers": self.settings.customers,
+                "mmc_seeds": self.settings.mmc_seeds,
                 "reps": self.settings.reps,
                 "flagship_duration": self.settings.flagship_duration,
             },
@@ -880,7 +913,7 @@ def run_suite(settings: Settings, progress: Callable[[str], None] | None = None)
     report = progress or (lambda name: None)
     measure: dict[str, Callable[[], list[Line]]] = {
         "three-tier": lambda: measure_three_tier(settings.duration, settings.repeat),
-        "mmc": lambda: measure_mmc(settings.customers),
+        "mmc": lambda: measure_mmc(settings.customers, settings.mmc_seeds),
         "flagship": lambda: measure_flagship(settings.flagship_duration, settings.repeat),
         "memory": lambda: measure_memory(settings.flagship_duration),
         "process-pool": lambda: measure_scale_out(

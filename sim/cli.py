@@ -324,7 +324,10 @@ def bench(
     repeat: Annotated[
         int, typer.Option(help="Timed runs per model (three-tier, flagship); the best is kept.")
     ] = 3,
-    customers: Annotated[int, typer.Option(help="Customers of the M/M/c runs.")] = 1_000_000,
+    customers: Annotated[int, typer.Option(help="Customers of each M/M/c run.")] = 1_000_000,
+    mmc_seeds: Annotated[
+        int, typer.Option(help="M/M/c runs, each on its own seed; Wq is their mean.")
+    ] = 5,
     reps: Annotated[int, typer.Option(help="Replications of the scale-out lines.")] = 8,
     flagship_duration: Annotated[
         str | None,
@@ -346,6 +349,7 @@ def bench(
             duration=_seconds("--duration", duration),
             repeat=repeat,
             customers=customers,
+            mmc_seeds=mmc_seeds,
             reps=reps,
             flagship_duration=None
             if flagship_duration is None

@@ -106,24 +106,38 @@ def test_erlang_c_of_the_mmc_scenario_is_its_documented_value() -> None:
 
 
 def test_mmc_lines_compare_cost_and_wait_against_textbook_simpy_and_erlang_c() -> None:
-    """The textbook model sees faultlab's waits (same streams); the error is against Erlang C."""
+    """The textbook model sees faultlab's waits (same streams); the error is against Erlang C.
+
+    Two seeds: the cost is each side's best per customer, Wq the mean of the seeds' means.
+    """
     scenario = mmc_scenario(4000)
     assert scenario.duration == pytest.approx(4000 / 80.0)
     assert [t.name for t in chain(scenario)] == ["server"]
-    speed, wait = measure_mmc(4000)
+    speed, wait = measure_mmc(4000, seeds=2)
     assert speed.key == "mmc"
     assert speed.target == 1.0
-    assert speed.value == pytest.approx(speed.faultlab / speed.reference)
+    assert speed.details["seeds"] == [scenario.seed, scenario.seed + 1]
+    ours = speed.details["faultlab"]["us_per_customer"]
+    theirs = speed.details["reference"]["us_per_customer"]
+    assert len(ours) == len(theirs) == 2
+    assert (speed.faultlab, speed.reference) == (min(ours), min(theirs))
+    assert speed.value == pytest.approx(min(ours) / min(theirs))
     assert speed.details["customers"] == pytest.approx(4000, rel=0.1)
+    assert "2 seeds x" in speed.what
     assert wait.key == "mmc-wait"
     assert wait.reference == pytest.approx(mmc_mean_wait(4, 80.0, 25.0))
-    assert wait.faultlab == wait.details["wait_mean"]
+    means = wait.details["wait_means"]
+    assert len(means) == 2
+    assert means[0] != means[1]  # two seeds, two samples
+    assert wait.faultlab == pytest.approx(sum(means) / 2)
+    low, high = wait.details["wait_ci95"]
+    assert low < wait.faultlab < high
     assert wait.value == pytest.approx(abs(wait.faultlab / wait.reference - 1))
     assert wait.details["relative_error"] == pytest.approx(wait.faultlab / wait.reference - 1)
     assert wait.target == 0.01
     assert wait.passed == (wait.value <= 0.01)
-    # the same streams: the textbook model's mean wait is faultlab's, to rounding
-    assert wait.details["bare_wait_mean"] == pytest.approx(wait.faultlab, rel=1e-6)
+    # the same streams: the textbook model's mean wait is faultlab's, to rounding, seed by seed
+    assert wait.details["bare_wait_means"] == pytest.approx(means, rel=1e-6)
 
 
 def test_a_line_passes_by_its_sense_and_says_so_in_its_cells() -> None:
@@ -203,13 +217,15 @@ def test_scale_out_runs_replications_on_a_real_pool() -> None:
 def test_json_has_every_selected_line_with_its_target(tmp_path: Path) -> None:
     path = tmp_path / "bench.json"
     args = ["--only", "mmc,three-tier,flagship", "--duration", "2s", "--repeat", "2"]
-    args += ["--customers", "2000", "--flagship-duration", "61s", "--json", str(path)]
+    args += ["--customers", "2000", "--mmc-seeds", "2", "--flagship-duration", "61s"]
+    args += ["--json", str(path)]
     result = CliRunner().invoke(app, ["bench", *args])
     assert result.exit_code == 0, result.output
     assert "Erlang C" in result.stdout  # the table (wrapped to the test's 80 columns)
     payload = json.loads(path.read_text())
     assert payload["settings"]["only"] == ["three-tier", "mmc", "flagship"]
     assert payload["settings"]["repeat"] == 2
+    assert payload["settings"]["mmc_seeds"] == 2
     lines = {line["key"]: line for line in payload["lines"]}
     assert list(lines) == [
         "three-tier-off",
@@ -238,6 +254,7 @@ def test_json_has_every_selected_line_with_its_target(tmp_path: Path) -> None:
     assert len(off["faultlab"]["walls_s"]) == 2
     assert off["faultlab"]["wall_s"] == min(off["faultlab"]["walls_s"])
     assert lines["flagship"]["details"]["faultlab"]["hops"] > 0
+    assert len(lines["mmc-wait"]["details"]["wait_means"]) == 2
 
 
 def test_json_to_stdout_is_only_json() -> None:
@@ -250,7 +267,8 @@ def test_json_to_stdout_is_only_json() -> None:
 def test_default_settings_run_every_measurement_at_the_issue_sizes() -> None:
     settings = Settings()
     assert settings.only == MEASUREMENTS
-    assert (settings.customers, settings.reps, settings.flagship_duration) == (1_000_000, 8, None)
+    assert (settings.customers, settings.mmc_seeds) == (1_000_000, 5)
+    assert (settings.reps, settings.flagship_duration) == (8, None)
     assert parse_only("dask, mmc,mmc") == ("mmc", "dask")
     with pytest.raises(SettingError, match="only: unknown measurement 'disk'"):
         Settings(only=("disk",))
@@ -263,6 +281,7 @@ def test_default_settings_run_every_measurement_at_the_issue_sizes() -> None:
         (["--duration", "0s"], "--duration: must be greater than 0"),
         (["--repeat", "0"], "--repeat: must be at least 1"),
         (["--customers", "10"], "--customers: must be at least 100"),
+        (["--mmc-seeds", "0"], "--mmc-seeds: must be at least 1"),
         (["--reps", "1"], "--reps: must be at least 2"),
         (["--only", "three-tier,disk"], "--only: unknown measurement 'disk'"),
         (["--only", ","], "--only: choose at least one of"),
