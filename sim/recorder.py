@@ -6,7 +6,8 @@ the number of requests:
 * per entity (each service, plus ``client`` for what the users see) and per time bin (default
   1 s): a counter per :class:`~sim.request.Outcome`; for successful requests (``ok`` and
   ``degraded``) the latency sum and a sparse histogram over fixed log-spaced buckets (20 per
-  decade from 1 µs, so a percentile is within ±6% of the truth); the queue-wait sum and count;
+  decade from 1 µs, so a percentile is within ±6% of the truth), packed into flat arrays once
+  the bin is over (:class:`EntityStats`); the queue-wait sum and count;
   the time-integral of the number of requests in the entity (queued + in service), so the bin's
   mean in-system count is exact (Little's law holds to rounding);
 * gauges sampled at the end of each bin (instance states, queue lengths, in-flight, memory per
@@ -15,7 +16,8 @@ the number of requests:
   ``recording.max_events`` rows (the number dropped is reported);
 * why requests failed: per request class, the service and outcome where the failure started.
 
-Results are pandas DataFrames, exported to Parquet, CSV or JSON.
+Results are pandas DataFrames (names as Categoricals, see :class:`RunResult`), exported to
+Parquet, CSV or JSON.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ import json
 import math
 from array import array
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from sim.request import OUTCOMES
 
@@ -60,6 +62,30 @@ def bucket_value(index: int) -> float:
     return float(BUCKET_FLOOR * 10 ** ((index + 0.5) / BUCKETS_PER_DECADE))
 
 
+def bin_percentiles(
+    n_bins: int, bins: np.ndarray, buckets: np.ndarray, counts: np.ndarray, q: float
+) -> np.ndarray:
+    """The ``q``-quantile of each of ``n_bins`` histograms given as :meth:`EntityStats.entries`.
+
+    Exactly :func:`percentile` of each bin's histogram (NaN for an empty bin), for all bins at
+    once: the first bucket of a bin where the running count reaches ``q`` times its total.
+    """
+    result = np.full(n_bins, math.nan)
+    if not len(bins):
+        return result
+    totals = np.bincount(bins, weights=counts, minlength=n_bins)
+    before = np.cumsum(totals) - totals  # requests in the bins before each one
+    seen = np.cumsum(counts, dtype=np.int64) - before[bins]
+    below = np.bincount(bins[seen < q * totals[bins]], minlength=n_bins)
+    sizes = np.bincount(bins, minlength=n_bins)
+    first = np.cumsum(sizes) - sizes  # where each bin's entries start
+    has = sizes > 0
+    index = buckets[np.minimum(first + below, first + sizes - 1)[has]]
+    values = np.array([bucket_value(i) for i in range(int(index.max()) + 1)])
+    result[has] = values[index]
+    return result
+
+
 def percentile(histogram: dict[int, int], q: float) -> float:
     """The ``q``-quantile (0..1) of a bucket histogram; NaN when it is empty."""
     total = sum(histogram.values())
@@ -74,11 +100,35 @@ def percentile(histogram: dict[int, int], q: float) -> float:
     return bucket_value(max(histogram))
 
 
+class _Packed(dict[int, int]):
+    """Stands in :attr:`EntityStats.hist` for a bin whose histogram was packed: writing is a bug."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: int, value: int) -> None:
+        raise RuntimeError("a latency was recorded in a bin whose histogram is already packed")
+
+
+PACKED = _Packed()
+"""The one placeholder of every packed bin in :attr:`EntityStats.hist`."""
+
+
 class EntityStats:
-    """Per-bin counters of one entity (a service, or the client); the hot path writes here."""
+    """Per-bin counters of one entity (a service, or the client); the hot path writes here.
+
+    The latency histogram of the bin being recorded is a dict (``hist[index]``, bucket ->
+    count): cheap to update. Once no request can land in a bin any more, its histogram is
+    *packed*: appended to three flat arrays (``buckets`` and ``bucket_counts``, bucket order,
+    and ``offsets``: bin ``i``'s entries are ``offsets[i]:offsets[i + 1]``), 6 bytes an entry
+    instead of a dict (a long run's histograms were most of what it recorded). Read a bin's
+    histogram with :meth:`histogram`, a range's with :meth:`merged`, every entry with
+    :meth:`entries`: never through ``hist``, which holds :data:`PACKED` for a packed bin.
+    """
 
     __slots__ = (
         "area",
+        "bucket_counts",
+        "buckets",
         "counts",
         "hist",
         "in_system",
@@ -87,6 +137,7 @@ class EntityStats:
         "lat_sum",
         "n_bins",
         "name",
+        "offsets",
         "wait_n",
         "wait_sum",
     )
@@ -98,6 +149,9 @@ class EntityStats:
         self.counts = [0] * (n_bins * N_OUTCOMES)
         self.lat_sum = [0.0] * n_bins
         self.hist: list[dict[int, int]] = [{} for _ in range(n_bins)]
+        self.buckets = array("h")
+        self.bucket_counts = array("i")
+        self.offsets = array("q", [0])
         self.wait_sum = [0.0] * n_bins
         self.wait_n = [0] * n_bins
         self.area = [0.0] * n_bins
@@ -161,37 +215,90 @@ class EntityStats:
             self.wait_n[index] += 1
 
     def close_bin(self, index: int, end: float) -> None:
-        """Integrate the in-system count up to the end of bin ``index``."""
+        """Integrate the in-system count up to the end of bin ``index``; pack a histogram.
+
+        The bin packed is the one before ``index``: a request finishing at the very end of bin
+        ``index`` may still land in it through rounding. Closing the last bin ends the run, and
+        packs it too.
+        """
         self.area[index] += self.in_system * (end - self.last)
         self.last = end
+        self.pack(index if index == self.n_bins - 1 else index - 1)
+
+    @property
+    def packed(self) -> int:
+        """How many bins, from the first, have their histogram packed."""
+        return len(self.offsets) - 1
+
+    def pack(self, index: int) -> None:
+        """Pack the histograms of the bins up to ``index`` (included), in order."""
+        for i in range(self.packed, min(index + 1, self.n_bins)):
+            hist = self.hist[i]
+            keys = sorted(hist)
+            self.buckets.extend(keys)
+            self.bucket_counts.extend([hist[key] for key in keys])
+            self.offsets.append(len(self.buckets))
+            self.hist[i] = PACKED
+
+    def histogram(self, index: int) -> dict[int, int]:
+        """Bin ``index``'s latency histogram, bucket -> count (not to be modified)."""
+        if index < self.packed:
+            start, end = self.offsets[index], self.offsets[index + 1]
+            return dict(zip(self.buckets[start:end], self.bucket_counts[start:end], strict=True))
+        return self.hist[index]
+
+    def merged(self, first: int, last: int) -> dict[int, int]:
+        """The latency histogram of bins ``first`` to ``last`` (excluded) together."""
+        merged: dict[int, int] = {}
+        for index in range(first, min(last, self.n_bins)):
+            for key, count in self.histogram(index).items():
+                merged[key] = merged.get(key, 0) + count
+        return merged
+
+    @property
+    def n_entries(self) -> int:
+        """How many non-empty buckets the histograms of all bins have together."""
+        return len(self.buckets) + sum(len(self.hist[i]) for i in range(self.packed, self.n_bins))
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every bin's non-empty buckets, bin by bin in bucket order: ``(bin, bucket, count)``.
+
+        Views of the packed arrays when every bin is packed (as after a run).
+        """
+        bins = np.repeat(np.arange(self.packed), np.diff(self.offsets))
+        buckets = np.frombuffer(self.buckets, np.int16)
+        counts = np.frombuffer(self.bucket_counts, np.int32)
+        tail = [
+            (i, key, count)
+            for i in range(self.packed, self.n_bins)
+            for key, count in sorted(self.hist[i].items())
+        ]
+        if not tail:
+            return bins, buckets, counts
+        more = np.array(tail, dtype=np.int64)
+        return (
+            np.concatenate([bins, more[:, 0]]),
+            np.concatenate([buckets, more[:, 1]]),
+            np.concatenate([counts, more[:, 2]]),
+        )
 
 
 class Names:
-    """Names coded as small integers, decoded into a string column by Arrow in one pass."""
+    """The names of a table column, stored as small integer codes: a pandas Categorical.
 
-    def __init__(self, names: list[str] | None = None) -> None:
-        self.names: list[str] = []
-        self._codes: dict[str, int] = {}
-        for name in names or []:
-            self.code(name)
+    The categories are sorted, so sorting or grouping by the column orders the names as strings.
+    """
 
-    def code(self, name: str) -> int:
-        """The code of ``name`` (a new one the first time)."""
-        code = self._codes.get(name)
-        if code is None:
-            code = self._codes[name] = len(self.names)
-            self.names.append(name)
-        return code
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = sorted(set(names))
+        self.codes = {name: code for code, name in enumerate(self.names)}
+        size = len(self.names)
+        self.dtype = np.int8 if size < 2**7 else np.int16 if size < 2**15 else np.int32
+        """The dtype of the codes: the smallest pandas keeps."""
 
-    def decode(self, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
-        """The names of ``codes`` as pandas' default string column (no Python str per row)."""
-        column = pa.DictionaryArray.from_arrays(
-            pa.array(codes, pa.int32()), pa.array(self.names, pa.string())
-        ).cast(pa.string())
-        decoded: pd.api.extensions.ExtensionArray = pd.array(
-            column, dtype=pd.StringDtype("pyarrow", na_value=math.nan)
-        )
-        return decoded
+    def decode(self, codes: np.ndarray) -> pd.Categorical:
+        """The column of ``codes`` (of :attr:`dtype`, used as they are)."""
+        return pd.Categorical.from_codes(codes, categories=pd.Index(self.names, dtype="str"))
 
 
 @dataclass
@@ -248,9 +355,9 @@ class Recorder:
         """Tidy long table: one row per bin start ``t``, ``entity`` and ``metric``.
 
         Rows run entity by entity, bin by bin, the metrics of a bin together (the counters'
-        entities first, then each gauge's series). Built column by column, with no Python object
-        per row (the names are codes that Arrow decodes): a long run's table is the biggest
-        thing a run allocates.
+        entities first, then each gauge's series). The columns are allocated once at their size
+        and filled in place, the names as codes (:class:`Names`): a long run's table is the
+        biggest thing a run allocates.
         """
         n = self.n_bins
         width = self.bin_width
@@ -259,70 +366,74 @@ class Recorder:
         metrics = [*(f"rate.{o.label}" for o in OUTCOMES)]
         metrics += ["latency_mean", "latency_p50", "latency_p99", "in_system"]
         k = len(metrics)
-        entities = Names()
-        names = Names(metrics)
-        columns: dict[str, list[np.ndarray]] = {"t": [], "entity": [], "metric": [], "value": []}
-
-        def add(t: np.ndarray, entity: str, metric: np.ndarray, value: np.ndarray) -> None:
-            columns["t"].append(t)
-            columns["entity"].append(np.full(len(value), entities.code(entity), np.int32))
-            columns["metric"].append(metric)
-            columns["value"].append(value)
-
-        per_bin = np.tile(np.arange(k, dtype=np.int32), n)
+        entities = Names([*self.stats, *(entity for entity, _ in self.gauges)])
+        names = Names([*metrics, *(metric for _, metric in self.gauges)])
+        size = n * (k * len(self.stats) + len(self.gauges))
+        t = np.empty(size)
+        entity = np.empty(size, entities.dtype)
+        metric = np.empty(size, names.dtype)
+        value = np.empty(size)
+        per_bin = np.array([names.codes[m] for m in metrics], names.dtype)
+        row = 0
         for name, stats in self.stats.items():
+            rows = slice(row, row + n * k)
+            row += n * k
+            t[rows].reshape(n, k)[:] = starts[:, None]
+            entity[rows] = entities.codes[name]
+            metric[rows].reshape(n, k)[:] = per_bin
+            block = value[rows].reshape(n, k)
             counts = np.array(stats.counts, dtype=float).reshape(n, N_OUTCOMES)
-            block = np.empty((n, k))
             block[:, :N_OUTCOMES] = counts / spans[:, None]
             good = counts[:, 0] + counts[:, 1]
             block[:, N_OUTCOMES] = np.divide(
                 np.array(stats.lat_sum), good, out=np.full(n, math.nan), where=good > 0
             )
-            block[:, N_OUTCOMES + 1] = [percentile(hist, 0.50) for hist in stats.hist]
-            block[:, N_OUTCOMES + 2] = [percentile(hist, 0.99) for hist in stats.hist]
+            bins, buckets, hits = stats.entries()
+            block[:, N_OUTCOMES + 1] = bin_percentiles(n, bins, buckets, hits, 0.50)
+            block[:, N_OUTCOMES + 2] = bin_percentiles(n, bins, buckets, hits, 0.99)
             block[:, N_OUTCOMES + 3] = np.array(stats.area) / spans
-            add(np.repeat(starts, k), name, per_bin, block.ravel())
-        for (entity, metric), series in self.gauges.items():
-            add(starts, entity, np.full(n, names.code(metric), np.int32), np.asarray(series))
-        if not columns["t"]:
-            return pd.DataFrame(columns=["t", "entity", "metric", "value"])
-        joined = {key: np.concatenate(parts) for key, parts in columns.items()}
+        for (name, gauge), series in self.gauges.items():
+            rows = slice(row, row + n)
+            row += n
+            t[rows] = starts
+            entity[rows] = entities.codes[name]
+            metric[rows] = names.codes[gauge]
+            value[rows] = series
         return pd.DataFrame(
             {
-                "t": joined["t"],
-                "entity": entities.decode(joined["entity"]),
-                "metric": names.decode(joined["metric"]),
-                "value": joined["value"],
-            }
+                "t": t,
+                "entity": entities.decode(entity),
+                "metric": names.decode(metric),
+                "value": value,
+            },
+            copy=False,
         )
 
     def latency_histograms(self) -> pd.DataFrame:
         """The latency histogram of each bin's successful requests: ``t, entity, bucket, count``.
 
-        Sparse (non-empty buckets only). Summing bins merges histograms exactly, so a rolling
-        window's percentile (``sim/analysis.py``) is as good as a single bin's.
+        Sparse (non-empty buckets only), bin by bin in bucket order, entity by entity. Summing
+        bins merges histograms exactly, so a rolling window's percentile (``sim/analysis.py``)
+        is as good as a single bin's.
         """
-        width = self.bin_width
-        index = array("q")
-        entity = array("i")
-        bucket = array("q")
-        count = array("q")
-        entities = Names()
+        entities = Names(self.stats)
+        size = sum(stats.n_entries for stats in self.stats.values())
+        t = np.empty(size)
+        entity = np.empty(size, entities.dtype)
+        bucket = np.empty(size, np.int16)
+        count = np.empty(size, np.int32)
+        row = 0
         for name, stats in self.stats.items():
-            code = entities.code(name)
-            for i, hist in enumerate(stats.hist):
-                for key in sorted(hist):
-                    index.append(i)
-                    entity.append(code)
-                    bucket.append(key)
-                    count.append(hist[key])
+            bins, buckets, counts = stats.entries()
+            rows = slice(row, row + len(bins))
+            row += len(bins)
+            np.multiply(bins, self.bin_width, out=t[rows])
+            entity[rows] = entities.codes[name]
+            bucket[rows] = buckets
+            count[rows] = counts
         return pd.DataFrame(
-            {
-                "t": np.frombuffer(index, dtype=np.int64) * width,
-                "entity": entities.decode(np.frombuffer(entity, dtype=np.int32)),
-                "bucket": np.frombuffer(bucket, dtype=np.int64),
-                "count": np.frombuffer(count, dtype=np.int64),
-            }
+            {"t": t, "entity": entities.decode(entity), "bucket": bucket, "count": count},
+            copy=False,
         )
 
     def events_frame(self) -> pd.DataFrame:
@@ -340,9 +451,7 @@ class Recorder:
             base = index * N_OUTCOMES
             for outcome in range(N_OUTCOMES):
                 totals[outcome] += stats.counts[base + outcome]
-        histogram: Counter[int] = Counter()
-        for hist in stats.hist:
-            histogram.update(hist)
+        histogram = stats.merged(0, self.n_bins)
         finished = sum(totals)
         good = totals[0] + totals[1]
         waits = sum(stats.wait_n)
@@ -372,13 +481,18 @@ class RunResult:
         seed: the run's seed.
         summary: headline figures (JSON-safe dict).
         services: one row per entity (``client`` first, then each service).
-        timeseries: tidy long DataFrame ``t, entity, metric, value``.
+        timeseries: tidy long DataFrame ``t, entity, metric, value``: ``t`` (bin start, s) and
+            ``value`` float64; ``entity`` and ``metric`` pandas Categoricals of str with sorted
+            categories (one byte a row; compare with ``==``, ``isin``, ``.str``; ``.astype(str)``
+            gives plain strings).
         events: the event log ``t, host, entity, kind, detail``.
         failures: why requests failed: ``class, where, cause, outcome, count``.
         entities: what each entity name is: ``entity, kind, service, host`` (kinds: client,
             service, instance, edge, host).
         latency: per-bin latency histograms of successful requests: ``t, entity, bucket, count``
-            (bucket as :func:`bucket_of`; what SLO windows are evaluated on).
+            (bucket as :func:`bucket_of`; what SLO windows are evaluated on): ``t`` float64,
+            ``entity`` a Categorical as in ``timeseries``, ``bucket`` int16, ``count`` int32
+            (a sum over rows is int64).
     """
 
     scenario: str

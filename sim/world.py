@@ -861,10 +861,7 @@ class World:
             now = env.now
             first = int((now - period) / width)
             last = max(int(now / width), first + 1)
-            merged: dict[int, int] = {}
-            for hist in stats.hist[first : min(last, stats.n_bins)]:
-                for key, count in hist.items():
-                    merged[key] = merged.get(key, 0) + count
+            merged = stats.merged(first, last)
             memory = max(
                 (
                     i.cgroup.usage

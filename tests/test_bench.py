@@ -23,6 +23,7 @@ from sim.bench import (
     patterns_on_scenario,
     peak_memory,
     run_faultlab,
+    run_memory,
 )
 from sim.bench_models import PROCESS_PER_CALL, YIELD_FROM, chain, run_bare
 from sim.cli import app
@@ -163,30 +164,58 @@ def test_a_line_passes_by_its_sense_and_says_so_in_its_cells() -> None:
     assert broken.to_dict()["error"] == "no /proc"
 
 
-def test_memory_line_is_the_ratio_of_a_10x_longer_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    durations: list[float] = []
+def test_memory_lines_are_ratios_of_a_10x_longer_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, float, float]] = []
 
-    def fake_peak(scenario: object) -> int:
-        durations.append(scenario.duration)  # type: ignore[attr-defined]
-        return 100 if len(durations) == 1 else 150
+    def fake(kind: str, figures: dict[tuple[float, float], int]) -> object:
+        def measure(scenario: object) -> int:
+            key = (scenario.duration, scenario.recording.bin)  # type: ignore[attr-defined]
+            calls.append((kind, *key))
+            return figures[key]
 
-    monkeypatch.setattr(bench, "peak_memory", fake_peak)
-    line, bins = measure_memory(None)
-    assert durations == [300.0, 3000.0, 3000.0]
-    assert (line.key, line.faultlab, line.reference, line.value) == ("memory", 150, 100, 1.5)
-    assert line.target == 1.2
-    assert line.passed is False
-    # the information line: the same long run with bins 10x wider (10 s), no target
-    assert (bins.key, bins.faultlab, bins.value, bins.target) == ("memory-bins", 150, 1.5, None)
-    assert bins.details["bin"] == 10.0
-    assert bins.passed is None
+        return measure
+
+    peaks = {(300.0, 1.0): 100, (3000.0, 1.0): 110, (3000.0, 10.0): 101}
+    monkeypatch.setattr(bench, "peak_memory", fake("peak", peaks))
+    monkeypatch.setattr(bench, "run_memory", fake("run", {(300.0, 1.0): 10, (3000.0, 1.0): 40}))
+    peak, growth, bins = measure_memory(None)
+    assert calls == [
+        ("peak", 300.0, 1.0),
+        ("peak", 3000.0, 1.0),
+        ("run", 300.0, 1.0),
+        ("run", 3000.0, 1.0),
+        ("peak", 3000.0, 10.0),
+    ]
+    # the target: the whole process's peak, 10x longer against as long
+    assert (peak.key, peak.faultlab, peak.reference, peak.value) == ("memory", 110, 100, 1.1)
+    assert (peak.target, peak.passed) == (1.2, True)
+    # information: what the run alone adds (it grows with the bins recorded), no target
+    assert (growth.key, growth.faultlab, growth.reference, growth.value) == (
+        "memory-run",
+        40,
+        10,
+        4.0,
+    )
+    assert (growth.target, growth.passed) == (None, None)
+    # information: the long run with bins 10x wider (10 s), whole-process peak, no target
+    assert (bins.key, bins.faultlab, bins.reference, bins.value) == ("memory-bins", 101, 100, 1.01)
+    assert (bins.details["bin"], bins.target, bins.passed) == (10.0, None, None)
 
 
-def test_peak_memory_is_measured_in_a_fresh_process() -> None:
-    """The growth of a fresh process's resident set: this process's own memory is not in it."""
+def test_peak_memory_is_the_whole_fresh_process() -> None:
+    """The peak of a fresh process (interpreter, imports, run): this process's is not in it."""
     ballast = bytearray(256 * 2**20)  # held here while the other process measures
     peak = peak_memory(bench_scenario(2.0))
-    assert 0 < peak < 64 * 2**20  # a 2 s three-tier run grows by a few MiB, not by the ballast
+    # imports alone are over 32 MiB; the ballast would make it over 256 MiB
+    assert 32 * 2**20 < peak < 256 * 2**20
+    assert len(ballast) == 256 * 2**20
+
+
+def test_run_memory_is_the_growth_during_the_run_alone() -> None:
+    """What the run adds to a fresh, warmed-up process: neither the imports nor this process."""
+    ballast = bytearray(256 * 2**20)
+    growth = run_memory(bench_scenario(2.0))
+    assert 0 < growth < 64 * 2**20  # a 2 s three-tier run grows by a few MiB
     assert len(ballast) == 256 * 2**20
 
 

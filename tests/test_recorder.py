@@ -16,6 +16,7 @@ from sim.recorder import (
     N_OUTCOMES,
     EntityStats,
     Recorder,
+    bin_percentiles,
     bucket_of,
     percentile,
 )
@@ -28,7 +29,7 @@ def _stored(recorder: Recorder) -> tuple[int, int]:
     for stats in recorder.stats.values():
         slots += len(stats.counts) + len(stats.lat_sum) + len(stats.wait_sum)
         slots += len(stats.wait_n) + len(stats.area) + len(stats.hist)
-        entries += sum(len(h) for h in stats.hist)
+        entries += stats.n_entries
     return slots, entries
 
 
@@ -87,6 +88,68 @@ def test_in_system_is_integrated_exactly_across_bins():
     stats.change(2.25, -1)
     stats.close_bin(2, 3.0)
     assert stats.area == [0.5, 1.0, 0.25]
+
+
+def test_closing_a_bin_packs_the_histogram_of_the_one_before():
+    """Closing bin i packs bin i - 1; closing the last bin packs the rest.
+
+    A record at the very end of bin i may still land in it through rounding, so bin i stays a
+    dict until bin i + 1 is closed. Packed or not, a bin reads back the same histogram.
+    """
+    stats = EntityStats("svc", n_bins=4, bin_width=1.0)
+    stats.record(0.5, 0, 0.25)
+    stats.record(0.7, 1, 0.25)
+    stats.record(0.9, 0, 2e-3)
+    stats.record(1.5, 0, 1e-7)  # under 1 µs: bucket 0
+    stats.record(3.5, 0, 0.5)
+    expected = [{bucket_of(0.25): 2, bucket_of(2e-3): 1}, {0: 1}, {}, {bucket_of(0.5): 1}]
+    stats.close_bin(0, 1.0)
+    assert stats.packed == 0
+    stats.close_bin(1, 2.0)
+    assert stats.packed == 1
+    assert [stats.histogram(i) for i in range(4)] == expected
+    with pytest.raises(RuntimeError, match="already packed"):
+        stats.record(0.95, 0, 0.1)
+    stats.record(1.99, 0, 0.25)  # bin 1 was closed, not packed: it still counts
+    expected[1][bucket_of(0.25)] = 1
+    stats.close_bin(2, 3.0)
+    stats.close_bin(3, 4.0)
+    assert stats.packed == 4
+    assert [stats.histogram(i) for i in range(4)] == expected
+    assert list(stats.buckets) == [key for hist in expected for key in sorted(hist)]
+    assert stats.merged(0, 2) == {bucket_of(0.25): 3, bucket_of(2e-3): 1, 0: 1}
+    assert stats.merged(2, 99) == expected[3]
+
+
+def test_entries_and_bin_percentiles_read_packed_and_open_bins_alike():
+    """Every (bin, bucket, count), packed bins then open ones; percentiles as percentile()."""
+    rng = np.random.default_rng(3)
+    stats = EntityStats("svc", n_bins=6, bin_width=0.5)
+    for now in np.sort(rng.uniform(0, 3, 2000)):
+        stats.record(float(now), 0, float(rng.lognormal(math.log(0.05), 1.0)))
+    stats.pack(2)  # bins 0-2 packed, 3-5 still dicts
+    bins, buckets, counts = stats.entries()
+    assert len(bins) == stats.n_entries
+    rebuilt: list[dict[int, int]] = [{} for _ in range(6)]
+    for i, key, count in zip(bins, buckets, counts, strict=True):
+        rebuilt[int(i)][int(key)] = int(count)
+    assert rebuilt == [stats.histogram(i) for i in range(6)]
+    for q in (0.5, 0.99, 1.0):
+        exact = [percentile(stats.histogram(i), q) for i in range(6)]
+        assert bin_percentiles(6, bins, buckets, counts, q).tolist() == exact
+    empty = bin_percentiles(3, *EntityStats("none", 3, 1.0).entries(), 0.5)
+    assert np.isnan(empty).all()
+
+
+def test_tables_store_names_as_categories_and_small_integers():
+    """The names are Categoricals (sorted categories), bucket int16, count int32."""
+    result = run("three-tier", duration=61)
+    series, latency = result.timeseries, result.latency
+    for column in (series["entity"], series["metric"], latency["entity"]):
+        assert isinstance(column.dtype, pd.CategoricalDtype)
+        assert list(column.cat.categories) == sorted(set(column.astype(str)))
+    assert str(series["t"].dtype) == str(series["value"].dtype) == "float64"
+    assert (str(latency["bucket"].dtype), str(latency["count"].dtype)) == ("int16", "int32")
 
 
 def test_event_log_is_capped_and_counts_what_it_dropped():
