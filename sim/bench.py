@@ -569,7 +569,7 @@ def measure_mmc(customers: int, seeds: int = 1) -> list[Line]:
         "arrival_rate": rate.rate,
         "service_rate": 1.0 / mean,
     }
-    what = f"M/M/{workers} ({MMC_SCENARIO}), {_seeds(seeds)}{customers_served:,} customers"
+    what = f"M/M/{workers} ({MMC_SCENARIO}), {customers_served:,} customers{_seeds(seeds)}"
     return [
         Line(
             key="mmc",
@@ -589,7 +589,7 @@ def measure_mmc(customers: int, seeds: int = 1) -> list[Line]:
         ),
         Line(
             key="mmc-wait",
-            what=f"M/M/{workers} mean queue wait Wq, {_seeds(seeds)}|error|",
+            what=f"M/M/{workers} mean queue wait Wq{_seeds(seeds)}, |error|",
             faultlab=wait.mean,
             reference=erlang,
             reference_label="Erlang C",
@@ -613,7 +613,7 @@ def measure_mmc(customers: int, seeds: int = 1) -> list[Line]:
 
 
 def _seeds(seeds: int) -> str:
-    return "" if seeds == 1 else f"{seeds} seeds x "
+    return "" if seeds == 1 else f", {seeds} seeds"
 
 
 def measure_flagship(duration: float | None, repeat: int) -> list[Line]:

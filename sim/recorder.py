@@ -446,12 +446,10 @@ class Recorder:
     def entity_summary(self, name: str) -> dict[str, Any]:
         """Whole-run figures of one entity."""
         stats = self.stats[name]
-        totals = [0] * N_OUTCOMES
-        for index in range(self.n_bins):
-            base = index * N_OUTCOMES
-            for outcome in range(N_OUTCOMES):
-                totals[outcome] += stats.counts[base + outcome]
-        histogram = stats.merged(0, self.n_bins)
+        totals: list[int] = np.array(stats.counts).reshape(-1, N_OUTCOMES).sum(axis=0).tolist()
+        _, buckets, counts = stats.entries()
+        whole = np.bincount(buckets, weights=counts).astype(np.int64)  # exact below 2**53
+        histogram = {int(key): int(whole[key]) for key in np.flatnonzero(whole)}
         finished = sum(totals)
         good = totals[0] + totals[1]
         waits = sum(stats.wait_n)

@@ -36,7 +36,7 @@ it, so that a hop costs no extra process:
 * Server-side admission (``admission``: rate limit -> adaptive concurrency limit -> queue with a
   discipline -> worker, :mod:`patterns.backpressure` and :mod:`patterns.adaptive_concurrency`)
   runs in :meth:`Instance._serve_admitted`, with state per incarnation (:class:`AdmissionState`);
-  a service with only a plain bounded FIFO keeps the deque fast path of :meth:`Instance.serve`.
+  a service with only a plain bounded FIFO keeps the deque fast path of :attr:`Instance.serve`.
 * Edge faults: a ``partition`` refuses calls (``unavailable``) or blackholes them (they hang
   until the caller gives up, or go through when it heals). A ``poison_request`` crashes the
   instance whose worker picks it up (``Error``, exit code 1): the request ends ``reset``.
@@ -382,6 +382,7 @@ class Instance:
         "reason",
         "restarts",
         "sample",
+        "serve",
         "service",
         "serving",
         "started_at",
@@ -453,6 +454,11 @@ class Instance:
         self.backoff = CrashLoopBackOff(service.backoff_config)
         self.sample = service.sample
         """Service-time sampler of the current container (slower while it warms up)."""
+        self.serve: Callable[[Request], HopResult] = self._serve_plain
+        """Serve one request here: the generator of the hop, whose value is its outcome (the
+        server-side view), for the caller's ``yield from``. Chosen when the container starts:
+        :meth:`_serve_admitted` when the service has an admission chain, else
+        :meth:`_serve_plain` (one call less per hop than a method deciding each time)."""
         self.clients: dict[Edge, ClientState] = {}
         """Client-side policy state per dependency (breakers, bulkheads, budgets); lost when
         the container ends, as a process's memory is."""
@@ -491,6 +497,7 @@ class Instance:
         plan = self.service.admission
         if plan is not None:
             self.admission = AdmissionState(self.env, plan, self.name)
+        self.serve = self._serve_plain if plan is None else self._serve_admitted
         self.state = InstanceState.STARTING
         config = self.service.config
         host = self.host
@@ -829,18 +836,8 @@ class Instance:
 
     # ------------------------------------------------------------------ serving
 
-    def serve(self, request: Request) -> HopResult:
-        """Serve one request here; return its outcome (the server-side view of the hop).
-
-        A plain function handing back the generator that serves, so that the caller's
-        ``yield from`` drives it with no extra generator level.
-        """
-        if self.service.admission is not None:
-            return self._serve_admitted(request)
-        return self._serve_plain(request)
-
     def _serve_plain(self, request: Request) -> HopResult:
-        """:meth:`serve` without an admission chain: the worker pool and its FIFO queue."""
+        """:attr:`serve` without an admission chain: the worker pool and its FIFO queue."""
         env = self.env
         service = self.service
         stats = service.stats
@@ -868,7 +865,7 @@ class Instance:
                 ticket = env.event()
                 self.queue.append(ticket)
                 queued_memory = service.per_queued
-                queued_charged = _charge_queued(process, queued_memory)
+                queued_charged = queued_memory > 0 and _charge_queued(process, queued_memory)
                 try:
                     yield ticket
                     holding = True
@@ -911,7 +908,7 @@ class Instance:
                 self._drained()
 
     def _serve_admitted(self, request: Request) -> HopResult:
-        """:meth:`serve` through the admission chain.
+        """:attr:`serve` through the admission chain.
 
         Rate limit -> concurrency limit -> wait queue (discipline, priority by class) -> worker
         -> deadline check -> work.
@@ -966,7 +963,7 @@ class Instance:
                 got: Any = SHED
                 if not slot.triggered:
                     queued_memory = service.per_queued
-                    queued_charged = _charge_queued(process, queued_memory)
+                    queued_charged = queued_memory > 0 and _charge_queued(process, queued_memory)
                     got = None
                     try:
                         got = yield slot
@@ -1348,7 +1345,7 @@ class Edge:
 
         A plain function: on a healthy edge to a plain load balancer it picks the instance and
         hands back the generator that serves (one generator level less per hop, as
-        :meth:`Instance.serve`); anything else goes through :meth:`_deliver_slowly`.
+        :attr:`Instance.serve`); anything else goes through :meth:`_deliver_slowly`.
         """
         balancer = self.callee.balancer
         if self.perturbation is None and balancer.outliers is None:
@@ -1718,13 +1715,11 @@ class Service:
 
 
 def _charge_queued(process: Process, amount: int) -> bool:
-    """Charge a queued request's ``amount`` bytes; whether they were (to uncharge after).
+    """Charge a queued request's ``amount`` (> 0) bytes; whether they were (to uncharge after).
 
     A queued request holds no thread: it does not wait for the memory, and a refused
     allocation (``ENOMEM``) leaves it queued, uncharged.
     """
-    if not amount:
-        return False
     try:
         return process.charge(amount) != math.inf
     except AllocationFailed:

@@ -124,7 +124,8 @@ def test_mmc_lines_compare_cost_and_wait_against_textbook_simpy_and_erlang_c() -
     assert (speed.faultlab, speed.reference) == (min(ours), min(theirs))
     assert speed.value == pytest.approx(min(ours) / min(theirs))
     assert speed.details["customers"] == pytest.approx(4000, rel=0.1)
-    assert "2 seeds x" in speed.what
+    assert speed.what.endswith("customers, 2 seeds")
+    assert wait.what == "M/M/4 mean queue wait Wq, 2 seeds, |error|"
     assert wait.key == "mmc-wait"
     assert wait.reference == pytest.approx(mmc_mean_wait(4, 80.0, 25.0))
     means = wait.details["wait_means"]
