@@ -93,19 +93,25 @@ over the reference's. Wall times on a shared machine are noisy; compare figures 
 machine only.
 
 **Where the time goes** (``cProfile`` around one run after a warm-up run; own time per module as
-a share of the total; measured on the shared 2-core development machine, so shares, not
-seconds; the hot path is being optimised, so profile again before relying on them):
+a share of the total; measured on the 2-core development machine, 2026-11-26, so shares, not
+seconds; profile again before relying on them):
 
-- *three-tier, every pattern on* (60 s simulated, 179 000 hops): ``sim/service.py`` 28% (its
-  call chain ``_chain`` 10%, ``_serve_admitted`` 6.5%, ``_work`` 3%); SimPy's event loop 18%,
-  plus 5% in ``heapq`` and generator ``send``; the patterns 26% (``backpressure`` 6%,
-  ``adaptive_concurrency`` 6%, ``bulkhead`` 5.5%, ``retry`` 5%, ``circuit_breaker`` 3.5%); the
-  recorder 6%; the workload (request creation) 5%; the kernel's memory charges 4%; building
-  the result tables (pandas, pyarrow) 0.5%.
-- *flagship* (5 min, 96 000 hops): ``sim/service.py`` 34% (``_chain`` 10.5%, ``_serve_plain``
-  8%); SimPy 21%, plus 5% in ``heapq`` and ``send``; ``patterns/retry.py`` 10% (a ``within``
-  per attempt: a child process and a timer); the recorder 9.5%; the kernel 6.5%; the
-  workload 5%; the result tables under 1%.
+- *three-tier, every pattern on* (60 s simulated, 89 000 hops): ``sim/service.py`` 32% (its
+  call chain ``_chain`` 13%, ``_serve_admitted`` 8%, ``_work`` 3.5%); SimPy's event loop 20%,
+  plus 5% in ``heapq`` and generator ``send``; the patterns 23% (``retry`` 6.5%,
+  ``adaptive_concurrency`` 6%, ``backpressure`` 4.5%, ``circuit_breaker`` 4%, ``bulkhead``
+  1.5%); the recorder 7%; the kernel's memory charges 5%; the workload and requests 4%. No
+  single hot spot is left; about one timer event per call fires after the call has ended
+  (SimPy cannot cancel a timeout).
+- *flagship* (5 min, 96 000 hops): ``sim/service.py`` 32% (``_chain`` 11.5%, ``_serve_plain``
+  8%, ``_work`` 4%); SimPy 22%, plus 5% in ``heapq`` and ``send``; ``patterns/retry.py`` 12%
+  (a ``within`` per attempt: a child process and a timer; the retry decisions); the recorder
+  9%; the kernel 8%; the workload 3.5%; the result tables under 1%.
+- *M/M/c* (100 000 customers): SimPy 32%, plus 7% in ``heapq`` and ``send``; ``sim/service.py``
+  23.5% (``_serve_plain`` 13.5%, the users' ``Edge.call`` 6%); the recorder 16% (``record``
+  10%: a customer is counted by the server and by the client); the workload 9%; the gauges
+  sampled every bin 1% (wall-clock timing puts sampling and closing the bins at about 4%: with
+  80 customers a second, the per-bin work weighs here as nowhere else).
 - *garbage collection*: with CPython's default young-generation threshold (700 allocations)
   the patterns-on run spent about 10% of its time in collections that found 28 objects in
   20 s (a request's generators, events and closures are freed by reference counting):
