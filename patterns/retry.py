@@ -66,6 +66,8 @@ import numpy as np
 import simpy
 from simpy.events import Event
 
+from patterns.timers import timers_of
+
 Jitter = Literal["none", "full", "equal", "decorrelated"]
 RandomSource = np.random.Generator | Callable[[], float]
 """A numpy Generator, or a zero-argument callable returning a uniform float in [0, 1)."""
@@ -738,24 +740,27 @@ def within(env: simpy.Environment, child: simpy.Process, limit: float) -> simpy.
     ``yield within(env, child, limit)`` waits for ``child`` like ``yield child``, but at most
     ``limit`` seconds; afterwards ``child.triggered`` tells whether it ended in time (at the
     timer's very instant, only if its end was already scheduled when the timer fired, as with
-    ``any_of``). What
-    ``env.any_of((child, env.timeout(limit)))`` does without a :class:`simpy.Condition` or any
-    event of its own: on the hot path of every timed call, the waiting process resumes straight
-    from the child's end. The timer wakes it the way SimPy's own ``Interruption`` does: it takes
-    the process off the child's callbacks and resumes it with the timer. A child failing in time
-    raises its exception in the waiting process, as ``yield child`` does.
+    ``any_of``). What ``env.any_of((child, env.timeout(limit)))`` does without a
+    :class:`simpy.Condition` or any event of its own: on the hot path of every timed call, the
+    waiting process resumes straight from the child's end. The timer is one of
+    :func:`patterns.timers.timers_of` ``env``, watching the child: it fires exactly where
+    ``env.timeout(limit)`` would, and stays out of SimPy's event queue when the child ends
+    first, as nearly every child does. It wakes the waiting process the way SimPy's own
+    ``Interruption`` does: it takes the process off the child's callbacks and resumes it with
+    the timer's event. A child failing in time raises its exception in the waiting process, as
+    ``yield child`` does.
     """
     waiting = env.active_process
     assert waiting is not None, "within() is for the process that yields it"
-    timer = env.timeout(limit)
-
-    def expire(_: Event) -> None:
-        if waiting._target is child and not child.triggered:
-            cast(list[Any], child.callbacks).remove(waiting._resume)
-            waiting._resume(timer)
-
-    timer.callbacks.append(expire)
+    timers_of(env).start(limit, child, _expire, waiting)
     return child
+
+
+def _expire(child: Event, waiting: simpy.Process, timer: Event) -> None:
+    """``within``'s timer fired while ``child`` runs: wake ``waiting`` if it still waits for it."""
+    if waiting._target is child:
+        cast(list[Any], child.callbacks).remove(waiting._resume)
+        waiting._resume(timer)
 
 
 def _attempt_with_timeout(

@@ -100,6 +100,7 @@ from patterns.supervisor import (
     should_restart,
     waiting_message,
 )
+from patterns.timers import timers_of
 from sim.kernel import KILL_EXIT_CODE, TERM_EXIT_CODE, AllocationFailed, Cgroup, Host, Process
 from sim.memory import allocate, grow, settle
 from sim.policies import (
@@ -454,7 +455,9 @@ class Instance:
         self.backoff = CrashLoopBackOff(service.backoff_config)
         self.sample = service.sample
         """Service-time sampler of the current container (slower while it warms up)."""
-        self.serve: Callable[[Request], HopResult] = self._serve_plain
+        self.serve: Callable[[Request], HopResult] = (
+            self._serve_plain if service.admission is None else self._serve_admitted
+        )
         """Serve one request here: the generator of the hop, whose value is its outcome (the
         server-side view), for the caller's ``yield from``. Chosen when the container starts:
         :meth:`_serve_admitted` when the service has an admission chain, else
@@ -1259,9 +1262,10 @@ class Edge:
 
         A plain function handing back the generator to run (no generator level of its own): a
         call under the users' timeout walks away (:meth:`call_and_walk_away`); any other is
-        :meth:`call`, which tells ``end`` when it is over.
+        :meth:`call`, which tells ``end`` when it is over. The users' edge has no client-side
+        policies (a plain :class:`Edge`: :class:`PolicyEdge` refuses ``end``).
         """
-        if self.timeout is not None and self.policies is None:
+        if self.timeout is not None:
             return self.call_and_walk_away(request, end)
         return self.call(request, None, end)
 
@@ -1318,22 +1322,22 @@ class Edge:
         timeout: float = self.timeout  # type: ignore[assignment]  # no cast(): a call per hop
         hop = request.within(t0 + timeout) if self.propagate else request
         stats = self.stats
-        answered = False
+        gave_up = False
 
-        def give_up(_: simpy.Event) -> None:
-            if not answered:
-                if hop is not request:
-                    request.merge(hop)
-                request.origin = (self.name, TIMEOUT)
-                stats.record(env.now, TIMEOUT, timeout, self.leaves)
-                end(request, TIMEOUT)
+        def give_up(_: object, __: object, ___: object) -> None:
+            nonlocal gave_up
+            gave_up = True
+            if hop is not request:
+                request.merge(hop)
+            request.origin = (self.name, TIMEOUT)
+            stats.record(env.now, TIMEOUT, timeout, self.leaves)
+            end(request, TIMEOUT)
 
-        timer = env.timeout(timeout)
-        timer.callbacks.append(give_up)
+        # the timer watches the user's process (this generator's): moot once it has its answer
+        timers_of(env).start(timeout, cast(simpy.Process, env.active_process), give_up)
         outcome = yield from self._deliver(hop)
-        if timer.processed:
+        if gave_up:
             return  # the user left at the timeout
-        answered = True
         if hop is not request:
             request.merge(hop)
         now = env.now
@@ -1400,9 +1404,12 @@ class PolicyEdge(Edge):
         """Make the call through the policy chain; count the caller's final view once.
 
         A plain function handing back the chain's generator (which counts the call, as it is
-        the outermost level), so that the caller's ``yield from`` drives it directly.
+        the outermost level), so that the caller's ``yield from`` drives it directly. A service's
+        call: ``end`` (the users' side, :meth:`Edge.send`) is not for a policy edge.
         """
-        return self._chain(0, request, self._state(caller), self.env.now, end)
+        if end is not None:
+            raise TypeError("the users' edge has no client-side policies")
+        return self._chain(0, request, self._state(caller), self.env.now)
 
     def _state(self, caller: Instance | None) -> ClientState:
         """The policy state of ``caller`` for this edge, made on its first call."""
@@ -1431,12 +1438,7 @@ class PolicyEdge(Edge):
         return sink
 
     def _chain(
-        self,
-        index: int,
-        request: Request,
-        state: ClientState,
-        t0: float = -1.0,
-        end: Callable[[Request, Outcome], None] | None = None,
+        self, index: int, request: Request, state: ClientState, t0: float = -1.0
     ) -> HopResult:
         """Layers ``index``.. of the policy chain (outermost first) around the transport.
 
@@ -1548,7 +1550,7 @@ class PolicyEdge(Edge):
             # unwind the layers entered, innermost first, as their generators would have
             interrupted = isinstance(exc, simpy.Interrupt)
             if interrupted and t0 >= 0:  # the caller died mid-call: it ends with its connection
-                self.stats.record(env.now, RESET, env.now - t0, self.leaves)
+                self.stats.record(env.now, RESET, env.now - t0)
             for layer in policies.unwind[index][i]:
                 if layer == BULKHEAD:
                     state.bulkhead.on_complete()  # type: ignore[union-attr]
@@ -1569,9 +1571,7 @@ class PolicyEdge(Edge):
                 outcome = DEGRADED
         if t0 >= 0:
             now = env.now
-            self.stats.record(now, outcome, now - t0, self.leaves)
-            if end is not None:
-                end(request, outcome)
+            self.stats.record(now, outcome, now - t0)
         return outcome
 
     def _bulkhead_wait(self, inner: int, request: Request, state: ClientState) -> HopResult:

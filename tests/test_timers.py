@@ -1,0 +1,137 @@
+"""patterns.timers: timers out of SimPy's queue until due, firing exactly where a Timeout would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import simpy
+from simpy.events import Event
+
+from patterns.timers import timers_of
+
+
+def _log(order: list[tuple[float, str]], env: simpy.Environment, name: str) -> Any:
+    return lambda *_: order.append((env.now, name))
+
+
+def test_a_live_timer_fires_where_a_timeout_made_at_its_start_would() -> None:
+    """Among events of the same instant, the timer keeps the place of its would-be Timeout."""
+    env = simpy.Environment()
+    order: list[tuple[float, str]] = []
+    watched = env.event()  # never triggers: the timer stays live
+    env.timeout(1.0).callbacks.append(_log(order, env, "timeout made before"))
+    timers_of(env).start(1.0, watched, _log(order, env, "timer"))
+    env.timeout(1.0).callbacks.append(_log(order, env, "timeout made after"))
+    env.timeout(0.5).callbacks.append(
+        lambda _: env.timeout(0.5).callbacks.append(_log(order, env, "timeout made at 0.5"))
+    )
+    env.run()
+    assert order == [
+        (1.0, "timeout made before"),
+        (1.0, "timer"),
+        (1.0, "timeout made after"),
+        (1.0, "timeout made at 0.5"),
+    ]
+
+
+def test_a_timer_armed_late_keeps_the_place_it_took_at_its_start() -> None:
+    """A timer armed late keeps its place among the events of its instant.
+
+    It gets its event in SimPy's queue only when the moot one before it is due, yet it comes
+    before a Timeout made after its start and due at the same instant.
+    """
+    env = simpy.Environment()
+    order: list[tuple[float, str]] = []
+    timers = timers_of(env)
+    ended = env.event()
+    timers.start(0.5, ended, _log(order, env, "moot"))  # armed at once: the earliest
+    timers.start(1.0, env.event(), _log(order, env, "timer"))  # armed at 0.5, when "moot" is due
+    env.timeout(0.25).callbacks.append(
+        lambda _: env.timeout(0.75).callbacks.append(_log(order, env, "timeout made at 0.25"))
+    )
+    ended.succeed()
+    env.run()
+    assert order == [(1.0, "timer"), (1.0, "timeout made at 0.25")]
+    assert timers.armed == 2
+
+
+def test_a_timer_takes_the_event_id_its_timeout_would_have() -> None:
+    """The next event scheduled gets the same id with a timer as with a Timeout in its place."""
+    with_timeout, with_timer = simpy.Environment(), simpy.Environment()
+    with_timeout.timeout(1.0)
+    timers_of(with_timer).start(1.0, with_timer.event(), lambda *_: None)
+    assert next(with_timeout._eid) == next(with_timer._eid)
+
+
+def test_a_timer_whose_watched_event_triggers_first_never_fires() -> None:
+    """A thousand timed calls of 10 ms under a 1 s limit, one after the other, over 10 s.
+
+    No timer fires; only the earliest live one at any time has an event in SimPy's queue, so
+    about one a second is armed (not a thousand), and every moot one is dropped by the end.
+    """
+    env = simpy.Environment()
+    timers = timers_of(env)
+    fired: list[float] = []
+
+    def callee(env: simpy.Environment) -> Any:
+        yield env.timeout(0.01)
+
+    def caller(env: simpy.Environment) -> Any:
+        for _ in range(1000):
+            call = env.process(callee(env))
+            timers.start(1.0, call, lambda *_: fired.append(env.now))
+            yield call
+
+    env.process(caller(env))
+    env.run()
+    assert fired == []
+    assert 10 <= timers.armed <= 11
+    assert len(timers) == 0
+
+
+def test_a_live_timer_is_told_what_it_watched_its_argument_and_its_event() -> None:
+    env = simpy.Environment()
+    watched = env.event()
+    seen: list[tuple[Event, object, bool, float]] = []
+    timers_of(env).start(
+        2.5, watched, lambda w, arg, event: seen.append((w, arg, event.triggered, env.now)), "x"
+    )
+    env.run()
+    assert seen == [(watched, "x", True, 2.5)]
+
+
+def test_a_later_timer_with_an_earlier_time_fires_first() -> None:
+    env = simpy.Environment()
+    order: list[tuple[float, str]] = []
+    timers = timers_of(env)
+    timers.start(5.0, env.event(), _log(order, env, "long"))
+    timers.start(1.0, env.event(), _log(order, env, "short"))
+    env.run()
+    assert order == [(1.0, "short"), (5.0, "long")]
+
+
+def test_timers_between_moot_ones_still_fire_on_time() -> None:
+    """Moot timers at the head are dropped; a live one behind them fires at its own time."""
+    env = simpy.Environment()
+    order: list[tuple[float, str]] = []
+    timers = timers_of(env)
+    ended = env.event()
+    timers.start(1.0, ended, _log(order, env, "moot"))
+    timers.start(2.0, env.event(), _log(order, env, "live"))
+    timers.start(3.0, ended, _log(order, env, "moot too"))
+    ended.succeed()
+    env.run()
+    assert order == [(2.0, "live")]
+
+
+def test_a_negative_delay_is_refused_as_env_timeout_refuses_it() -> None:
+    env = simpy.Environment()
+    with pytest.raises(ValueError, match="Negative delay -1"):
+        timers_of(env).start(-1.0, env.event(), lambda *_: None)
+
+
+def test_each_environment_has_its_own_timers() -> None:
+    one, two = simpy.Environment(), simpy.Environment()
+    assert timers_of(one) is timers_of(one)
+    assert timers_of(one) is not timers_of(two)
