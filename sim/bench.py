@@ -528,7 +528,7 @@ def measure_three_tier(duration: float, repeat: int) -> list[Line]:
     return lines
 
 
-def measure_mmc(customers: int, seeds: int = 1) -> list[Line]:
+def measure_mmc(customers: int, seeds: int) -> list[Line]:
     """The M/M/c lines: cost per customer against textbook SimPy, and Wq against Erlang C.
 
     Each of ``seeds`` runs of ``customers`` customers (on the scenario's seed, then the next
@@ -546,56 +546,56 @@ def measure_mmc(customers: int, seeds: int = 1) -> list[Line]:
     workers = server.workers * server.replicas
     erlang = mmc_mean_wait(workers, rate.rate, 1.0 / mean)
     run_seeds = [base.seed + k for k in range(seeds)]
-    ours, theirs = Side("faultlab"), Side("bare")
-    ours_costs: list[float] = []
-    theirs_costs: list[float] = []
-    waits: list[float] = []
-    bare_waits: list[float] = []
+    # per side: wall seconds, microseconds per customer, customers served and Wq of each seed
+    ours: dict[str, list[Any]] = {"walls": [], "costs": [], "customers": [], "waits": []}
+    theirs: dict[str, list[Any]] = {"walls": [], "costs": [], "customers": [], "waits": []}
     run_faultlab(_warm_up(base))
     run_bare(_warm_up(base), PROCESS_PER_CALL)
     for seed in run_seeds:
         scenario = base.with_overrides({"seed": seed})
-        for side, costs, means, run in (
-            (ours, ours_costs, waits, partial(run_faultlab, scenario)),
-            (theirs, theirs_costs, bare_waits, partial(run_bare, scenario, PROCESS_PER_CALL)),
+        for side, run in (
+            (ours, partial(run_faultlab, scenario)),
+            (theirs, partial(run_bare, scenario, PROCESS_PER_CALL)),
         ):
             served, wall = _timed(run)
-            side.walls.append(wall)
-            costs.append(wall / served.hops * 1e6)
-            means.append(served.wait_means[0])
-            side.served = served
+            side["walls"].append(wall)
+            side["costs"].append(wall / served.hops * 1e6)
+            side["customers"].append(served.hops)
+            side["waits"].append(served.wait_means[0])
+    waits: list[float] = ours["waits"]
     wait = mean_interval(waits)
-    customers_served = ours.served.hops if ours.served is not None else 0
+    customers_per_run = round(sum(ours["customers"]) / seeds)
     common = {
         "scenario": MMC_SCENARIO,
-        "customers": customers_served,
+        "customers": ours["customers"],
         "duration": base.duration,
         "seeds": run_seeds,
         "servers": workers,
         "arrival_rate": rate.rate,
         "service_rate": 1.0 / mean,
     }
-    what = f"M/M/{workers} ({MMC_SCENARIO}), {customers_served:,} customers{_seeds(seeds)}"
+    what = f"M/M/{workers} ({MMC_SCENARIO}), {_runs(seeds, customers_per_run)}"
+    over = "" if seeds == 1 else f"{seeds} seeds, "
     return [
         Line(
             key="mmc",
             what=what,
-            faultlab=min(ours_costs),
-            reference=min(theirs_costs),
+            faultlab=min(ours["costs"]),
+            reference=min(theirs["costs"]),
             reference_label="bare SimPy",
             unit="us/customer",
-            value=min(ours_costs) / min(theirs_costs),
+            value=min(ours["costs"]) / min(theirs["costs"]),
             value_unit="x",
             target=TARGET_MMC,
             details=common
             | {
-                "faultlab": {"walls_s": ours.walls, "us_per_customer": ours_costs},
-                "reference": {"walls_s": theirs.walls, "us_per_customer": theirs_costs},
+                "faultlab": {"walls_s": ours["walls"], "us_per_customer": ours["costs"]},
+                "reference": {"walls_s": theirs["walls"], "us_per_customer": theirs["costs"]},
             },
         ),
         Line(
             key="mmc-wait",
-            what=f"M/M/{workers} mean queue wait Wq{_seeds(seeds)}, |error|",
+            what=f"M/M/{workers} mean queue wait Wq, {over}|error|",
             faultlab=wait.mean,
             reference=erlang,
             reference_label="Erlang C",
@@ -611,15 +611,16 @@ def measure_mmc(customers: int, seeds: int = 1) -> list[Line]:
                 "erlang_c_wait_mean": erlang,
                 "relative_error": wait.mean / erlang - 1.0,
                 "relative_errors": [w / erlang - 1.0 for w in waits],
-                "bare_wait_means": bare_waits,
-                "bare_relative_errors": [w / erlang - 1.0 for w in bare_waits],
+                "bare_wait_means": theirs["waits"],
+                "bare_relative_errors": [w / erlang - 1.0 for w in theirs["waits"]],
             },
         ),
     ]
 
 
-def _seeds(seeds: int) -> str:
-    return "" if seeds == 1 else f", {seeds} seeds"
+def _runs(seeds: int, customers: int) -> str:
+    """``1,000,000 customers``, or ``5 seeds x ~1,000,000 customers`` (the mean of the runs)."""
+    return f"{customers:,} customers" if seeds == 1 else f"{seeds} seeds x ~{customers:,} customers"
 
 
 def measure_flagship(duration: float | None, repeat: int) -> list[Line]:

@@ -263,11 +263,14 @@ class EntityStats:
     def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every bin's non-empty buckets, bin by bin in bucket order: ``(bin, bucket, count)``.
 
-        Views of the packed arrays when every bin is packed (as after a run).
+        Views of the packed arrays when every bin is packed (as after a run; a view held while
+        more bins are packed would stop the arrays from growing), copies before.
         """
         bins = np.repeat(np.arange(self.packed), np.diff(self.offsets))
         buckets = np.frombuffer(self.buckets, np.int16)
         counts = np.frombuffer(self.bucket_counts, np.int32)
+        if self.packed < self.n_bins:
+            buckets, counts = buckets.copy(), counts.copy()
         tail = [
             (i, key, count)
             for i in range(self.packed, self.n_bins)
@@ -293,7 +296,8 @@ class Names:
         self.names = sorted(set(names))
         self.codes = {name: code for code, name in enumerate(self.names)}
         size = len(self.names)
-        self.dtype = np.int8 if size < 2**7 else np.int16 if size < 2**15 else np.int32
+        # pandas keeps int8 codes below 127 categories, int16 below 32767 (else it copies them)
+        self.dtype = np.int8 if size < 127 else np.int16 if size < 32767 else np.int32
         """The dtype of the codes: the smallest pandas keeps."""
 
     def decode(self, codes: np.ndarray) -> pd.Categorical:

@@ -123,8 +123,10 @@ def test_mmc_lines_compare_cost_and_wait_against_textbook_simpy_and_erlang_c() -
     assert len(ours) == len(theirs) == 2
     assert (speed.faultlab, speed.reference) == (min(ours), min(theirs))
     assert speed.value == pytest.approx(min(ours) / min(theirs))
-    assert speed.details["customers"] == pytest.approx(4000, rel=0.1)
-    assert speed.what.endswith("customers, 2 seeds")
+    served = speed.details["customers"]
+    assert len(served) == 2
+    assert served == pytest.approx([4000, 4000], rel=0.1)
+    assert speed.what == f"M/M/4 (mmc-queue), 2 seeds x ~{round(sum(served) / 2):,} customers"
     assert wait.what == "M/M/4 mean queue wait Wq, 2 seeds, |error|"
     assert wait.key == "mmc-wait"
     assert wait.reference == pytest.approx(mmc_mean_wait(4, 80.0, 25.0))
@@ -312,6 +314,7 @@ def test_default_settings_run_every_measurement_at_the_issue_sizes() -> None:
         (["--repeat", "0"], "--repeat: must be at least 1"),
         (["--customers", "10"], "--customers: must be at least 100"),
         (["--mmc-seeds", "0"], "--mmc-seeds: must be at least 1"),
+        (["--mmc-seeds", "x"], "Invalid value for '--mmc-seeds'"),
         (["--reps", "1"], "--reps: must be at least 2"),
         (["--only", "three-tier,disk"], "--only: unknown measurement 'disk'"),
         (["--only", ","], "--only: choose at least one of"),

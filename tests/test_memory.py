@@ -586,6 +586,21 @@ def test_psi_decays_and_caps_the_stall_at_the_period():
     assert psi.some_total == 2.0
 
 
+def test_psi_without_any_pressure_stays_exactly_zero_and_forgets_the_busy_time():
+    """A period with no stall, and none before: every figure stays 0.0 (nothing to decay)."""
+    psi = Psi()
+    psi.busy = 2.0
+    psi.update(2.0)
+    assert psi.avg == {"some": [0.0, 0.0, 0.0], "full": [0.0, 0.0, 0.0]}
+    assert (psi.some_total, psi.full_total, psi.busy) == (0.0, 0.0, 0.0)
+    psi.stall = 1.0
+    psi.update(2.0)
+    psi.busy = 2.0
+    psi.update(2.0)  # no stall now, but some before: the averages decay
+    assert psi.avg["some"][0] == pytest.approx(100 * 0.5 * (1 - math.exp(-0.2)) * math.exp(-0.2))
+    assert psi.busy == 0.0
+
+
 def test_psi_full_equals_some_when_every_busy_task_stalls():
     """§2.8: the only non-idle task stalled the whole period -> full equals some (100%)."""
     psi = Psi()

@@ -141,6 +141,22 @@ def test_entries_and_bin_percentiles_read_packed_and_open_bins_alike():
     assert np.isnan(empty).all()
 
 
+def test_entries_read_mid_run_do_not_stop_later_bins_from_packing():
+    """Before every bin is packed, entries() gives copies: packing goes on while they are held."""
+    stats = EntityStats("svc", n_bins=4, bin_width=1.0)
+    stats.record(0.5, 0, 0.25)
+    stats.close_bin(0, 1.0)
+    stats.close_bin(1, 2.0)
+    held = stats.entries()
+    stats.record(2.5, 0, 0.5)
+    stats.close_bin(2, 3.0)
+    stats.close_bin(3, 4.0)  # packs bins 1-3 into the arrays held[1] and held[2] came from
+    assert [a.tolist() for a in held] == [[0], [bucket_of(0.25)], [1]]
+    after = stats.entries()  # every bin packed: views, nothing more will be appended
+    assert [a.tolist() for a in after] == [[0, 2], [bucket_of(0.25), bucket_of(0.5)], [1, 1]]
+    assert after[1].base is not None
+
+
 def test_tables_store_names_as_categories_and_small_integers():
     """The names are Categoricals (sorted categories), bucket int16, count int32."""
     result = run("three-tier", duration=61)
