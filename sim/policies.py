@@ -165,6 +165,7 @@ class CallPolicies:
         "retry",
         "retry_rules",
         "rng",
+        "stops",
         "unwind",
     )
 
@@ -251,6 +252,13 @@ class CallPolicies:
         """``unwind[start][stop]``: the layers a chain level entered from ``start`` and left
         before ``stop`` that act on its way out, innermost first (a bulkhead that may wait
         releases itself)."""
+        self.stops = [
+            (*(j for j in range(start, len(layers)) if layers[j] != FALLBACK), len(layers))
+            for start in range(len(layers) + 1)
+        ]
+        """``stops[start]``: where a chain level entered at layer ``start`` stops on its way in:
+        each layer from ``start`` on that acts on the way in (a fallback acts on the way out
+        only), then the transport (``len(layers)``)."""
         self.budget_exhausted = 0
         self.fallbacks = 0
         self.bulkhead_rejected = 0

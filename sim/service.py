@@ -106,7 +106,6 @@ from sim.memory import allocate, grow, settle
 from sim.policies import (
     BULKHEAD,
     CIRCUIT_BREAKER,
-    FALLBACK,
     RATE_LIMITER,
     RETRY,
     CallPolicies,
@@ -1455,14 +1454,11 @@ class PolicyEdge(Edge):
         breaker_t0 = 0.0
         outcome: Outcome
         try:
-            while True:
+            for i in policies.stops[index]:  # i: where this level stopped (unwound below)
                 if i == n:
                     outcome = yield from self._deliver(request)
                     break
                 layer = layers[i]
-                if layer == FALLBACK:
-                    i += 1
-                    continue
                 if layer == CIRCUIT_BREAKER:
                     breaker = state.breaker
                     assert breaker is not None
@@ -1471,7 +1467,6 @@ class PolicyEdge(Edge):
                         outcome = CIRCUIT_OPEN
                         break
                     breaker_t0 = env.now
-                    i += 1
                     continue
                 if layer == RATE_LIMITER:
                     rate_limiter = state.rate_limiter
@@ -1487,7 +1482,6 @@ class PolicyEdge(Edge):
                         request.origin = (self.name, RATE_LIMITED)
                         outcome = RATE_LIMITED
                         break
-                    i += 1
                     continue
                 if layer == BULKHEAD:
                     bulkhead = state.bulkhead
@@ -1499,7 +1493,6 @@ class PolicyEdge(Edge):
                         self._bulkhead_rejected(request, state)
                         outcome = BULKHEAD_FULL
                         break
-                    i += 1
                     continue
                 if layer == RETRY:  # RetryCall decides; each attempt is the rest of the chain
                     inner = i + 1
