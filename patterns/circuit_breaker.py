@@ -61,6 +61,7 @@ The module reads time only from ``env.now`` and draws randomness only from a gen
 from __future__ import annotations
 
 import math
+import re
 import struct
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
@@ -392,6 +393,10 @@ class CircuitBreakerMetrics:
         w = self._window
         w.refresh(now)
         return w.total, w.failed, w.slow, w.slow_failed
+
+
+STATE_TRANSITION_LINE = re.compile(r"CircuitBreaker '([^']+)' changed state from (\w+) to (\w+)")
+"""Finds name, from and to state (groups 1-3) in a breaker's state-transition line."""
 
 
 class CircuitBreaker:

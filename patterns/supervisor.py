@@ -300,12 +300,9 @@ def parse_go_duration(text: str) -> float:
     Raises:
         ValueError: ``text`` is not a Go duration.
     """
-    body = text.removeprefix("-")
-    if body == "0s":
-        return 0.0
-    if not re.fullmatch(GO_DURATION, body):
+    if not re.fullmatch(GO_DURATION, text):
         raise ValueError(f"not a Go duration: {text!r}")
-    seconds = sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_PART.findall(body))
+    seconds = sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_PART.findall(text))
     return -seconds if text.startswith("-") else seconds
 
 
@@ -318,6 +315,10 @@ def waiting_message(backoff: float, container: str, pod: str) -> str:
         pod: the pod as :func:`format_pod` renders it.
     """
     return f"back-off {go_duration(backoff)} restarting failed container={container} pod={pod}"
+
+
+BACKOFF_IN_MESSAGE = re.compile(rf"back-off ({GO_DURATION}) ")
+"""Finds the back-off (group 1, a Go duration) in a :func:`waiting_message`."""
 
 
 def backoff_event_message(container: str, pod: str) -> str:

@@ -37,7 +37,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from patterns.supervisor import GO_DURATION
+from patterns.circuit_breaker import STATE_TRANSITION_LINE
+from patterns.supervisor import BACKOFF_IN_MESSAGE
 from sim import scenario as sc
 from sim.recorder import CLIENT, RunResult, bin_count, bucket_value
 from sim.request import OUTCOMES, Outcome
@@ -881,9 +882,7 @@ def _cause(
 CONTAINER_PATHS = (re.compile(r"/pod-([^/]+)/"), re.compile(r"/([^/]+)\.service$"))
 """How a cgroup path names its container: a kubepods pod's, or a bare host's unit (group 1)."""
 _KILLED = re.compile(r"^(.*?Killed process \d+ \([^)]*\))")
-_BREAKER = re.compile(r"CircuitBreaker '([^']+)' changed state from (\w+) to (\w+)")
 _EVICTED_CONTAINER = re.compile(r"Container (\S+) was using")
-_BACKOFF = re.compile(rf"back-off ({GO_DURATION}) ")
 """The back-off in a container's Waiting message (the ``BackOff`` event itself gives none)."""
 _EXIT = re.compile(r"Reason: ([^,]+), Exit Code: (\d+)")
 
@@ -948,7 +947,7 @@ def _event_entries(
             text = _instance_text(kind, entity, detail, balance)
             found = (kind, text, entity, service, on_host)
         elif kind == "circuit_breaker":
-            change = _BREAKER.search(detail)
+            change = STATE_TRANSITION_LINE.search(detail)
             if change is not None and change.group(3) in ("OPEN", "CLOSED"):
                 name, opened = change.group(1), change.group(3) == "OPEN"
                 verb = "opens: calls fail fast" if opened else "closes: calls flow again"
@@ -977,7 +976,7 @@ def _instance_text(kind: str, instance: str, detail: str, balance: str) -> str:
         why = f"{found.group(1)}, exit code {found.group(2)}" if found else detail
         return f"{instance} terminated ({why}); {balance}"
     if kind == "backoff":
-        found = _BACKOFF.search(detail)
+        found = BACKOFF_IN_MESSAGE.search(detail)
         return f"{instance}: CrashLoopBackOff, restart in {found.group(1) if found else '?'}"
     if kind == "restart":
         return f"{instance} restarts"

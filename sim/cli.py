@@ -567,6 +567,7 @@ def compare(
 ) -> None:
     """Compare variants on common seeds: means with 95% CIs, paired differences."""
     from sim.experiment import compare as run_compare
+    from sim.experiment import shown_variants
 
     loaded = _with_duration(_load(scenario), duration)
     names = _variant_list(loaded, variants)
@@ -615,11 +616,6 @@ def compare(
     if out is not None:
         _write_report(out, loaded, comparison.reference, shown_variants(stats), seed)
     _report_failures(comparison.runs)
-
-
-def shown_variants(stats: Any) -> list[str]:
-    """The variants of a comparison's stats table, in order."""
-    return list(dict.fromkeys(str(v) for v in stats["variant"]))
 
 
 def _write_report(out: Path, scenario: Any, reference: str, names: list[str], seed: Any) -> None:

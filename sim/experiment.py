@@ -673,6 +673,11 @@ def designs(scenario: sc.Scenario) -> list[str]:
     return [BASELINE, *(v for v in scenario.variants if v != BASELINE)]
 
 
+def shown_variants(stats: pd.DataFrame) -> list[str]:
+    """The designs of a comparison's stats table, in their order."""
+    return list(dict.fromkeys(str(v) for v in stats["variant"]))
+
+
 @dataclass
 class Sweep(Results):
     """A sweep's tables, plus its per-cell summary and its metastability map.

@@ -28,10 +28,11 @@ from typing import Any
 import pandas as pd
 
 from patterns import bulkhead as bulkhead_pattern
-from patterns.supervisor import GO_DURATION, parse_go_duration
+from patterns.circuit_breaker import STATE_TRANSITION_LINE
+from patterns.supervisor import BACKOFF_IN_MESSAGE, parse_go_duration
 from sim import scenario as sc
 from sim.analysis import container_of
-from sim.experiment import BASELINE
+from sim.experiment import designs
 from sim.stats import number_or_none
 from sim.units import format_bytes, format_duration
 
@@ -93,7 +94,7 @@ def mechanism_variants(scenario: sc.Scenario) -> dict[Mechanism, str]:
         MechanismError: a mechanism has no design.
     """
     found: dict[Mechanism, str] = {}
-    for variant in [BASELINE, *(v for v in scenario.variants if v != BASELINE)]:
+    for variant in designs(scenario):
         patterns = patterns_in(scenario.with_variant(variant))
         if not patterns:
             found.setdefault(Mechanism.OOM_KILLER, variant)
@@ -174,7 +175,6 @@ def _slo_back(run: _Run) -> str:
 _KILLED = re.compile(r"Killed process (\d+) \(([^)]*)\).*?anon-rss:(\d+)kB.*?oom_score_adj:(-?\d+)")
 _USAGE = re.compile(r"memory: usage (\d+)kB, limit (\d+)kB")
 _CONSTRAINT = re.compile(r"constraint=(\w+)")
-_BACKOFF = re.compile(rf"back-off ({GO_DURATION}) ")
 
 
 def _container(cgroup: str) -> str:
@@ -245,7 +245,7 @@ def _oom_column(run: _Run) -> dict[str, str]:
     victims = sorted({_container(str(e)) for e in kills["entity"]})
     backoffs = [
         parse_go_duration(str(found))
-        for found in run.of("waiting")["detail"].str.extract(_BACKOFF)[0].dropna()
+        for found in run.of("waiting")["detail"].str.extract(BACKOFF_IN_MESSAGE)[0].dropna()
     ]
     longest = f", CrashLoopBackOff up to {format_duration(max(backoffs))}" if backoffs else ""
     return {
@@ -282,7 +282,6 @@ def _oom_column(run: _Run) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- the circuit breaker
 
-_CHANGE = re.compile(r"CircuitBreaker '([^']+)' changed state from (\w+) to (\w+)")
 _EXCEEDED = re.compile(
     r"CircuitBreaker '([^']+)' exceeded (failure rate|slow call rate) threshold\. "
     r"Current (?:failure|slow call) rate: ([\d.]+)"
@@ -305,7 +304,7 @@ def _window(spec: sc.CircuitBreakerSpec) -> str:
 
 def _breaker_column(run: _Run) -> dict[str, str]:
     events = run.of("circuit_breaker")
-    changes = events["detail"].str.extract(_CHANGE).dropna()
+    changes = events["detail"].str.extract(STATE_TRANSITION_LINE).dropna()
     changes.columns = ["name", "before", "after"]
     changes["t"] = events.loc[changes.index, "t"]
     changes["entity"] = events.loc[changes.index, "entity"]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from sim import Scenario, experiment, run
-from sim.experiment import SCENARIO_FILE
+from sim.experiment import HEADLINE_FILE, SCENARIO_FILE
 from ui.report import ReportError, build_report, comparison_report, run_report
 
 
@@ -91,6 +91,16 @@ def test_comparison_report_in_memory_has_the_comparison_and_one_run():
     assert "Comparison: mean and 95% CI over replications" in text
     assert "three-tier / baseline, seed 1" in text
     assert text.count("plotly.js v") == 1
+    # the KPI table has a column per design; the KPI bars carry their intervals
+    assert text.count("<th>baseline</th>") == text.count("<th>more-payment-workers</th>") == 1
+    assert '"error_y"' in text.split("three-tier / baseline, seed 1")[0]
+    # one figure of means, then the run's seven: throughput, p99, memory, instances,
+    # breakers, incident timeline, topology
+    assert text.count("Plotly.newPlot") == 8
+    headings = re.findall(r"<h3>([^<]*)</h3>", text)
+    assert headings[0] == "Throughput and errors by outcome"
+    assert headings[-1].startswith("Topology coloured by impact")
+    assert len(headings) == 7
 
 
 def test_report_of_a_run_under_an_otp_supervisor():
@@ -104,8 +114,22 @@ def test_unreadable_saved_scenario_is_a_report_error(tmp_path: Path):
     """A scenario.json that does not validate is one clear error, not a traceback."""
     experiment.run("three-tier", duration=90.0).save(tmp_path)
     (tmp_path / SCENARIO_FILE).write_text('{"name": "x"}', encoding="utf-8")
-    with pytest.raises(ReportError, match="cannot read the results"):
+    with pytest.raises(ReportError) as raised:
         build_report(tmp_path)
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / SCENARIO_FILE}: not a saved scenario (")
+    assert "errors; first: " in message
+    assert "\n" not in message
+
+
+def test_broken_json_of_a_saved_run_is_one_line_naming_the_file(tmp_path: Path):
+    experiment.run("three-tier", duration=90.0).save(tmp_path)
+    (tmp_path / HEADLINE_FILE).write_text("not json{", encoding="utf-8")
+    with pytest.raises(ReportError) as raised:
+        build_report(tmp_path)
+    assert (
+        str(raised.value) == f"{tmp_path / HEADLINE_FILE}: not valid JSON (Expecting value, line 1)"
+    )
 
 
 def test_missing_table_is_named_in_the_report_error(tmp_path: Path):

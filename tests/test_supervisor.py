@@ -435,6 +435,7 @@ def test_parse_go_duration_reads_what_go_duration_writes(text: str, seconds: flo
     assert go_duration(seconds) == text
 
 
-def test_parse_go_duration_refuses_other_text() -> None:
+@pytest.mark.parametrize("text", ["80", "--40s", "-", "1m-20s", "s"])
+def test_parse_go_duration_refuses_other_text(text: str) -> None:
     with pytest.raises(ValueError, match="not a Go duration"):
-        parse_go_duration("80")
+        parse_go_duration(text)

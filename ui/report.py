@@ -7,9 +7,9 @@ app and in the report. Input is an output directory:
 * of ``faultlab run --out DIR``: ``summary.json``, ``timeseries.parquet``, ``events.parquet``,
   and the analysis and the scenario as run (``slo.parquet``, ``timeline.parquet``,
   ``scenario.json``: :meth:`sim.experiment.Run.save`) for the incident timeline and the topology;
-* of ``faultlab compare --out DIR``: ``stats.parquet`` and ``runs.parquet`` (comparison bars with
-  95% CIs, the KPI table per variant) and, when ``compare`` wrote them, one run directory per
-  variant under ``DIR/runs/<variant>/`` (the first seed), drawn like a run;
+* of ``faultlab compare --out DIR``: ``stats.parquet`` (comparison bars with 95% CIs, the KPI
+  table per variant) and, when ``compare`` wrote them, one run directory per variant under
+  ``DIR/runs/<variant>/`` (the first seed), drawn like a run;
 * of ``faultlab sweep --out DIR``: ``summary.parquet`` and ``regimes.parquet`` (per design,
   heatmaps over the first two swept paths and the metastability map).
 
@@ -26,9 +26,10 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+from pydantic import ValidationError
 
 from sim import Scenario, ScenarioError
-from sim.experiment import BASELINE, HEADLINE_FILE, SCENARIO_FILE, Comparison, Run
+from sim.experiment import BASELINE, HEADLINE_FILE, SCENARIO_FILE, Comparison, Run, shown_variants
 from sim.scenario import CrossReferenceError, placements
 from ui import figures
 from ui.kpis import headline_kpis
@@ -78,14 +79,35 @@ class _Page:
         )
 
 
+def _read_json(path: Path) -> Any:
+    """A saved JSON file; a broken one is a :class:`ReportError` naming it, in one line."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+
+
+def _read_scenario(path: Path) -> Scenario:
+    """The saved scenario; one that does not validate is a :class:`ReportError`, in one line."""
+    try:
+        return Scenario.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the file"
+        raise ReportError(
+            f"{path}: not a saved scenario ({exc.error_count()} errors; first: {where}: "
+            f"{first['msg']})"
+        ) from None
+
+
 def _run_sections(page: _Page, directory: Path, title: str | None = None) -> None:
-    summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
+    summary = _read_json(directory / "summary.json")
     ts = pd.read_parquet(directory / "timeseries.parquet")
     events = pd.read_parquet(directory / "events.parquet")
     variant = summary.get("variant") or "as written"
     page.heading(title or f"{summary['scenario']} / {variant}, seed {summary['seed']}")
     saved = directory / HEADLINE_FILE
-    headline = json.loads(saved.read_text(encoding="utf-8")) if saved.exists() else None
+    headline = _read_json(saved) if saved.exists() else None
     page.table(pd.DataFrame([{k.label: k.value for k in headline_kpis(summary, headline)}]))
     page.heading("Throughput and errors by outcome", 3)
     page.figure(figures.add_event_markers(figures.throughput_by_outcome(ts), events))
@@ -104,7 +126,7 @@ def _run_sections(page: _Page, directory: Path, title: str | None = None) -> Non
             "faultlab run --out and faultlab compare --out since they draw them); run it again."
         )
         return
-    scenario = Scenario.model_validate_json(scenario_file.read_text(encoding="utf-8"))
+    scenario = _read_scenario(scenario_file)
     slo = pd.read_parquet(directory / "slo.parquet")
     page.heading("Incident timeline", 3)
     page.figure(figures.incident_timeline(pd.read_parquet(directory / "timeline.parquet")))
@@ -182,12 +204,14 @@ def render_report(folder: Path, title: str) -> str:
                 "(summary.parquet) found"
             )
     except FileNotFoundError as exc:
-        missing = Path(str(exc.filename or exc)).name
-        raise ReportError(f"{folder}: cannot read the results: {missing} is missing") from exc
+        missing = Path(str(exc.filename or exc))  # pyarrow's message is the bare path
+        shown = missing.relative_to(folder) if missing.is_relative_to(folder) else missing.name
+        raise ReportError(f"{folder}: cannot read the results: {shown} is missing") from exc
     except (OSError, KeyError, ValueError, ScenarioError, CrossReferenceError) as exc:
         if isinstance(exc, ReportError):
             raise
-        raise ReportError(f"{folder}: cannot read the results: {exc}") from exc
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ReportError(f"{folder}: cannot read the results: {first}") from exc
     return page.render()
 
 
@@ -205,16 +229,10 @@ def comparison_report(comparison: Comparison, shown: Run) -> str:
 
     ``shown`` is the run whose charts follow the comparison (a lesson's scenario as written).
     """
-    designs = ", ".join(dict.fromkeys(str(v) for v in comparison.stats["variant"]))
+    designs = ", ".join(shown_variants(comparison.stats))
     title = f"faultlab report — {shown.scenario.name}: {designs}"
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
-        comparison.runs.to_parquet(out / "runs.parquet", index=False)
         comparison.stats.to_parquet(out / "stats.parquet", index=False)
         shown.save(out / "runs" / (shown.result.summary["variant"] or BASELINE))
         return render_report(out, title)
-
-
-def describe(value: Any) -> str:
-    """A cell as text (for tests and the CLI)."""
-    return html.escape(str(value))
