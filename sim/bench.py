@@ -158,7 +158,8 @@ import simpy
 from sim import scenario as sc
 from sim.bench_models import PROCESS_PER_CALL, YIELD_FROM, Served, run_bare
 from sim.queueing import mmc_mean_wait
-from sim.stats import mean_interval
+from sim.stats import mean_interval, number_or_none
+from sim.units import format_duration
 
 SCENARIO = "three-tier"
 """The catalogue scenario of the three-tier lines."""
@@ -311,7 +312,6 @@ def run_faultlab(scenario: sc.Scenario) -> Served:
 class Side:
     """The wall times of one model on one line, and what it served."""
 
-    name: str
     served: Served | None = None
     walls: list[float] = field(default_factory=list)
 
@@ -356,7 +356,7 @@ def best_of(
     """Warm each side up once, then time every side ``repeat`` times, alternating."""
     for warm_up in warm_ups.values():
         warm_up()
-    sides = {name: Side(name) for name in runs}
+    sides = {name: Side() for name in runs}
     for _ in range(repeat):
         for name, side in sides.items():
             side.served, wall = _timed(runs[name])
@@ -464,8 +464,9 @@ class Line:
         }
 
 
-def _figure(value: float | None, unit: str) -> str:
-    if value is None or value != value:
+def _figure(number: float | None, unit: str) -> str:
+    value = number_or_none(number)
+    if value is None:
         return "-"
     if unit == "x":
         return f"{value:.2f}x"
@@ -592,7 +593,11 @@ def measure_mmc(customers: int, seeds: int) -> list[Line]:
             details=common
             | {
                 "faultlab": {"walls_s": ours["walls"], "us_per_customer": ours["costs"]},
-                "reference": {"walls_s": theirs["walls"], "us_per_customer": theirs["costs"]},
+                "reference": {
+                    "walls_s": theirs["walls"],
+                    "us_per_customer": theirs["costs"],
+                    "customers": theirs["customers"],
+                },
             },
         ),
         Line(
@@ -638,7 +643,7 @@ def measure_flagship(duration: float | None, repeat: int) -> list[Line]:
     return [
         Line(
             key="flagship",
-            what=f"{FLAGSHIP}, seed {scenario.seed}, {_length(scenario.duration)}, wall",
+            what=f"{FLAGSHIP}, seed {scenario.seed}, {format_duration(scenario.duration)}, wall",
             faultlab=side.wall,
             reference=None,
             reference_label="",
@@ -670,8 +675,8 @@ def measure_memory(duration: float | None) -> list[Line]:
     """
     scenario = flagship_scenario(duration)
     longer = scenario.with_overrides({"duration": scenario.duration * MEMORY_FACTOR})
-    what = f"{FLAGSHIP} {_length(longer.duration)} run"
-    short = f"{_length(scenario.duration)} run"
+    what = f"{FLAGSHIP} {format_duration(longer.duration)} run"
+    short = f"{format_duration(scenario.duration)} run"
     # the same long run recording bins MEMORY_FACTOR times wider: as many bins as the short run
     wide = scenario.recording.bin * MEMORY_FACTOR
     coarse = longer.with_overrides({"recording.bin": wide})
@@ -715,7 +720,7 @@ def measure_memory(duration: float | None) -> list[Line]:
         ),
         line(
             "memory-bins",
-            f"{what} in {_length(wide)} bins, process peak memory",
+            f"{what} in {format_duration(wide)} bins, process peak memory",
             (short_peak, coarse_peak),
             wide,
             "VmHWM of a fresh process that imports the model and runs it",
@@ -866,12 +871,6 @@ def _warm_worker() -> None:
 
 def _failed(key: str, what: str, reference_label: str, exc: Exception) -> Line:
     return Line(key, what, None, None, reference_label, "", None, "", None, error=str(exc))
-
-
-def _length(seconds: float) -> str:
-    from sim.units import format_duration
-
-    return format_duration(seconds)
 
 
 # --------------------------------------------------------------------------- the suite

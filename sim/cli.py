@@ -360,6 +360,8 @@ def bench(
     target = None if json_path in (None, "-") else Path(str(json_path))
     if target is not None and not target.parent.is_dir():
         _fail(f"--json: no directory {target.parent}")
+    if target is not None and target.is_dir():
+        _fail(f"--json: {target} is a directory (give a file name)")
     to_stdout = json_path == "-"
     suite = run_suite(settings, None if to_stdout else lambda name: _err.print(f"measuring {name}"))
     payload = json.dumps(suite.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -378,7 +380,12 @@ def bench(
             "ratio / value",
             "target",
             "result",
-            title=f"faultlab bench (best of {settings.repeat})",
+            title="faultlab bench"
+            + (
+                f" (three-tier and flagship: best of {settings.repeat})"
+                if {"three-tier", "flagship"} & set(settings.only)
+                else ""
+            ),
             caption=_machine(suite.load),
         )
         colour = {"pass": "green", "FAIL": "red", "error": "red", "info": "dim"}

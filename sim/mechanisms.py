@@ -106,15 +106,6 @@ def mechanism_variants(scenario: sc.Scenario) -> dict[Mechanism, str]:
     return {m: found[m] for m in Mechanism}
 
 
-def shows_mechanisms(scenario: sc.Scenario) -> bool:
-    """Whether the scenario's designs show all four mechanisms (its lesson has the table)."""
-    try:
-        mechanism_variants(scenario)
-    except MechanismError:
-        return False
-    return True
-
-
 # --------------------------------------------------------------------------- one design's run
 
 

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sim import bench, run
+from sim import scenario as sc
 from sim.bench import (
     MEASUREMENTS,
     Line,
@@ -100,8 +101,15 @@ def test_chain_rejects_what_the_bare_model_cannot_express() -> None:
 
 def test_erlang_c_of_the_mmc_scenario_is_its_documented_value() -> None:
     """mmc-queue's narrative: c = 4, a = 3.2 Erlangs: C = 0.596, Wq = C / (c mu - lam) = 29.8 ms."""
-    assert erlang_c(4, 3.2) == pytest.approx(0.596, abs=5e-4)
-    assert mmc_mean_wait(4, 80.0, 25.0) == pytest.approx(0.0298, abs=5e-5)
+    scenario = load_scenario("mmc-queue")
+    server = scenario.services[scenario.workload.entry]
+    rate = scenario.workload.rate
+    assert isinstance(rate, sc.ConstantRate)
+    assert isinstance(server.service_time, sc.Exponential)
+    c, lam, mu = server.workers * server.replicas, rate.rate, 1.0 / server.service_time.mean
+    assert (c, lam, mu) == (4, 80.0, pytest.approx(25.0))
+    assert erlang_c(c, lam / mu) == pytest.approx(0.596, abs=5e-4)
+    assert mmc_mean_wait(c, lam, mu) == pytest.approx(0.0298, abs=5e-5)
     with pytest.raises(ValueError, match="unstable"):
         mmc_mean_wait(4, 100.0, 25.0)
 
@@ -125,6 +133,7 @@ def test_mmc_lines_compare_cost_and_wait_against_textbook_simpy_and_erlang_c() -
     assert speed.value == pytest.approx(min(ours) / min(theirs))
     served = speed.details["customers"]
     assert len(served) == 2
+    assert speed.details["reference"]["customers"] == served  # the same streams, seed by seed
     assert served == pytest.approx([4000, 4000], rel=0.1)
     assert speed.what == f"M/M/4 (mmc-queue), 2 seeds x ~{round(sum(served) / 2):,} customers"
     assert wait.what == "M/M/4 mean queue wait Wq, 2 seeds, |error|"
@@ -243,6 +252,8 @@ def test_scale_out_runs_replications_on_a_real_pool() -> None:
     assert line.reference is not None
     assert line.faultlab > 0
     assert line.reference > 0
+    assert line.value == pytest.approx(line.reference / line.faultlab)  # time on 1 / time on 2
+    assert line.details["wall_s"] == {"1": line.reference, "2": line.faultlab}
     assert line.details["reps"] == 2
 
 
@@ -320,6 +331,7 @@ def test_default_settings_run_every_measurement_at_the_issue_sizes() -> None:
         (["--only", ","], "--only: choose at least one of"),
         (["--flagship-duration", "30s"], "--flagship-duration: faults.0.at"),
         (["--json", "/no/such/dir/bench.json"], "--json: no directory /no/such/dir"),
+        (["--json", "/tmp"], "--json: /tmp is a directory (give a file name)"),
         (["--repeat", "two"], "Invalid value for '--repeat'"),
     ],
 )

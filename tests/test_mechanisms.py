@@ -27,7 +27,6 @@ from sim.mechanisms import (
     mechanism_table,
     mechanism_variants,
     patterns_in,
-    shows_mechanisms,
 )
 from ui import lessons
 
@@ -169,7 +168,6 @@ def test_designs_are_read_from_each_variants_configuration() -> None:
     assert patterns_in(scenario) == frozenset()
     assert patterns_in(scenario.with_variant("bulkhead")) == {Mechanism.BULKHEAD}
     assert patterns_in(scenario.with_variant("supervisor-intensity-10")) == {Mechanism.SUPERVISOR}
-    assert shows_mechanisms(scenario)
     # Renaming a variant does not change what it shows: the configuration decides.
     renamed = dict(scenario.variants)
     renamed["isolation"] = renamed.pop("bulkhead")
@@ -177,7 +175,6 @@ def test_designs_are_read_from_each_variants_configuration() -> None:
     assert mechanism_variants(moved)[Mechanism.BULKHEAD] == "isolation"
     # The flagship has breakers and bulkheads, but no supervisor: no table.
     flagship = load_scenario("checkout-noisy-neighbor")
-    assert not shows_mechanisms(flagship)
     with pytest.raises(MechanismError, match="no design shows the supervisor"):
         mechanism_variants(flagship)
 
@@ -188,6 +185,28 @@ def test_table_cells_on_seed_1(designs: Comparison) -> None:
     assert list(table.columns) == [m.value for m in Mechanism]
     assert list(table.index) == list(ROWS)
     assert table.to_dict() == EXPECTED
+
+
+def test_lesson_table_is_none_without_the_designs_and_an_error_when_a_design_failed(
+    designs: Comparison,
+) -> None:
+    """The training page's table: the lesson's cells, or none, or a MechanismError.
+
+    None for a lesson without the four designs; a design whose runs are missing (failed) is a
+    MechanismError, which the page shows as a warning.
+    """
+    scenario = load_scenario(LESSON)
+    lesson = lessons.lesson(scenario, experiment.designs(scenario))
+    shown = lessons.mechanisms(lesson, designs.runs, designs.events, {})
+    assert shown is not None
+    assert shown.table.to_dict() == EXPECTED
+    assert shown.caption.startswith("Columns from the runs of: OOM killer = `baseline`")
+    flagship = load_scenario("checkout-noisy-neighbor")
+    other = lessons.lesson(flagship, experiment.designs(flagship))
+    assert lessons.mechanisms(other, designs.runs, designs.events, {}) is None
+    failed = designs.runs[designs.runs["variant"] != "bulkhead"]
+    with pytest.raises(MechanismError, match="bulkhead"):
+        lessons.mechanisms(lesson, failed, designs.events, {})
 
 
 def test_explicit_columns_show_the_supervisor_giving_up(designs: Comparison) -> None:
@@ -348,7 +367,7 @@ def test_explain_mechanisms_bad_input(args: list[str], message: str) -> None:
     assert result.stderr.splitlines() == [message]
 
 
-def test_training_page_shows_the_table_after_the_reveal(designs: Comparison) -> None:
+def test_training_page_shows_the_table_after_the_reveal() -> None:
     """The lesson's run fills the side-by-side table, under the reveal, before the debrief."""
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()

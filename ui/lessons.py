@@ -35,7 +35,7 @@ import pandas as pd
 from sim import Scenario
 from sim.analysis import fault_targets
 from sim.experiment import BASELINE
-from sim.mechanisms import Mechanism, mechanism_table, mechanism_variants, shows_mechanisms
+from sim.mechanisms import Mechanism, MechanismError, mechanism_table, mechanism_variants
 from ui import kpis
 
 RECOVERY = (
@@ -334,10 +334,14 @@ def mechanisms(
         runs: as for :func:`answers`.
         events: the event logs of the same runs (the ``events`` table of the comparison).
         edits: the lesson's changes to the scenario (seed, duration), applied before reading.
+
+    Raises:
+        MechanismError: a design's runs are missing or failed (its column cannot be filled).
     """
     scenario = lesson.scenario
-    if not shows_mechanisms(scenario):
-        return None
     ran = scenario.with_overrides(dict(edits)) if edits else scenario
-    designs = mechanism_variants(ran)
+    try:
+        designs = mechanism_variants(ran)
+    except MechanismError:
+        return None
     return MechanismTable(designs, mechanism_table(ran, runs, events, designs))

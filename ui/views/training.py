@@ -34,6 +34,7 @@ import streamlit as st
 
 from sim import Scenario
 from sim.experiment import BASELINE, Comparison, Run, compare, designs, open_executor, run
+from sim.mechanisms import MechanismError
 from sim.scenario import placements
 from ui import figures, lessons, report, runs
 from ui.views import shared
@@ -243,7 +244,13 @@ def _reveal(lesson: lessons.Lesson, predictions: dict[str, str], ran: Ran) -> No
         ]
     ]
     st.dataframe(table, width="stretch")
-    side_by_side = lessons.mechanisms(lesson, ran.comparison.runs, ran.comparison.events, ran.edits)
+    try:
+        side_by_side = lessons.mechanisms(
+            lesson, ran.comparison.runs, ran.comparison.events, ran.edits
+        )
+    except MechanismError as exc:
+        st.warning(f"No side-by-side table of the four mechanisms: {exc}")
+        side_by_side = None
     if side_by_side is not None:
         st.subheader("Four mechanisms side by side")
         st.caption(side_by_side.caption)
