@@ -27,7 +27,6 @@ from typing import Any
 
 import pandas as pd
 
-from patterns import bulkhead as bulkhead_pattern
 from patterns.circuit_breaker import STATE_TRANSITION_LINE
 from patterns.supervisor import BACKOFF_IN_MESSAGE, parse_go_duration
 from sim import scenario as sc
@@ -391,12 +390,7 @@ _REJECTED = re.compile(r"Bulkhead '[^']+' rejected a call")
 def _capacity(spec: sc.BulkheadSpec | sc.ThreadPoolBulkheadSpec) -> int:
     if isinstance(spec, sc.BulkheadSpec):
         return spec.max_concurrent_calls
-    config = bulkhead_pattern.ThreadPoolBulkheadConfig(
-        cpus=spec.cpus,
-        core_thread_pool_size=spec.core_thread_pool_size,
-        max_thread_pool_size=spec.max_thread_pool_size,
-        queue_capacity=spec.queue_capacity,
-    )
+    config = spec.config()
     return config.max_size + config.queue_capacity
 
 

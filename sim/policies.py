@@ -200,13 +200,7 @@ class CallPolicies:
         if spec is None:
             self.bulkhead = None
         elif isinstance(spec, sc.ThreadPoolBulkheadSpec):
-            self.bulkhead = ThreadPoolBulkheadConfig(
-                cpus=spec.cpus,
-                core_thread_pool_size=spec.core_thread_pool_size,
-                max_thread_pool_size=spec.max_thread_pool_size,
-                queue_capacity=spec.queue_capacity,
-                keep_alive_duration=spec.keep_alive_duration,
-            )
+            self.bulkhead = spec.config()
         else:
             self.bulkhead = BulkheadConfig(
                 max_concurrent_calls=spec.max_concurrent_calls,

@@ -727,14 +727,18 @@ class ThreadPoolBulkheadSpec(Model):
 
     @model_validator(mode="after")
     def _sizes(self) -> ThreadPoolBulkheadSpec:
-        bulkhead_pattern.ThreadPoolBulkheadConfig(
+        self.config()  # raises ValueError with resilience4j's message
+        return self
+
+    def config(self) -> bulkhead_pattern.ThreadPoolBulkheadConfig:
+        """The pattern's configuration of this block (sizes resolved as resilience4j does)."""
+        return bulkhead_pattern.ThreadPoolBulkheadConfig(
             cpus=self.cpus,
             core_thread_pool_size=self.core_thread_pool_size,
             max_thread_pool_size=self.max_thread_pool_size,
             queue_capacity=self.queue_capacity,
             keep_alive_duration=self.keep_alive_duration,
-        )  # raises ValueError with resilience4j's message
-        return self
+        )
 
 
 def _bulkhead_kind(value: Any) -> str:

@@ -36,6 +36,7 @@ from sim import Scenario
 from sim.analysis import fault_targets
 from sim.experiment import BASELINE
 from sim.mechanisms import Mechanism, MechanismError, mechanism_table, mechanism_variants
+from sim.stats import number_or_none
 from ui import kpis
 
 RECOVERY = (
@@ -183,8 +184,8 @@ def answers(lesson: Lesson, runs: pd.DataFrame) -> dict[str, Reveal]:
         if question.key == "recovery":
             result["recovery"] = _recovery(base)
         elif question.key == "blast":
-            impacted = [s for s in str(base.get("impacted") or "").split(",") if s]
-            targets = [s for s in str(base.get("targets") or "").split(",") if s]
+            impacted = _names(base.get("impacted"))
+            targets = _names(base.get("targets"))
             beyond = [s for s in impacted if s not in targets]
             result["blast"] = Reveal(
                 (str(int(base.get("blast_radius") or 0)),),
@@ -219,13 +220,12 @@ def _recovery(base: Mapping[str, Any]) -> Reveal:
     else:
         correct = RECOVERY[1]
     trigger = base.get("trigger_end")
-    never = trigger is None or (isinstance(trigger, float) and math.isnan(trigger))
+    never = number_or_none(trigger) is None
     told = ["The fault never ends." if never else f"The fault ended at {_seconds(trigger)}."]
     if impacted == 0:
         told.append("No SLO broke during the incident.")
     else:
-        names = ", ".join(s for s in str(base.get("impacted") or "").split(",") if s)
-        told.append(f"Out of SLO during the incident: {names}.")
+        told.append(f"Out of SLO during the incident: {', '.join(_names(base.get('impacted')))}.")
     if recovered and impacted:
         ttr = base.get("time_to_recover")
         after = "" if ttr is None or pd.isna(ttr) else f", {_seconds(ttr)} after the fault ended"
@@ -240,9 +240,13 @@ def _recovery(base: Mapping[str, Any]) -> Reveal:
 
 
 def _verdict(value: Any) -> bool | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return bool(value)
+    number = number_or_none(value)
+    return None if number is None else bool(number)
+
+
+def _names(value: Any) -> list[str]:
+    """The services of a run-table cell such as ``impacted`` (comma-separated; may be empty)."""
+    return [name for name in str(value or "").split(",") if name]
 
 
 def _best(runs: pd.DataFrame, variants: tuple[str, ...]) -> Reveal:
