@@ -40,7 +40,7 @@ import pandas as pd
 from patterns.circuit_breaker import STATE_TRANSITION_LINE
 from patterns.supervisor import BACKOFF_IN_MESSAGE
 from sim import scenario as sc
-from sim.recorder import CLIENT, RunResult, bin_count, bucket_value
+from sim.recorder import CLIENT, RunResult, bin_count, bucket_values
 from sim.request import OUTCOMES, Outcome
 from sim.units import format_bytes, format_duration
 from sim.world import MEMORY_THROTTLING_FACTOR
@@ -299,14 +299,9 @@ def _window_bins(window: float, bins: _Bins) -> int:
     return max(1, round(window / bins.width))
 
 
-def _bucket_values(hist: np.ndarray) -> np.ndarray:
-    """The latency each bucket (column) of a histogram stands for."""
-    return np.array([bucket_value(b) for b in range(hist.shape[1])])
-
-
 def _over(hist: np.ndarray, threshold: float) -> np.ndarray:
     """Per row, the successful requests slower than ``threshold`` (by their bucket's value)."""
-    return np.asarray(hist[:, _bucket_values(hist) > threshold].sum(axis=1))
+    return np.asarray(hist[:, bucket_values(hist.shape[1]) > threshold].sum(axis=1))
 
 
 # --------------------------------------------------------------------------- SLO windows
@@ -375,7 +370,7 @@ def _quantiles(hist: np.ndarray, q: float) -> np.ndarray:
     totals = hist.sum(axis=1)
     seen = hist.cumsum(axis=1)
     first = np.argmax(seen >= (q * totals)[:, None], axis=1)
-    return np.where(totals > 0, _bucket_values(hist)[first], np.nan)
+    return np.where(totals > 0, bucket_values(hist.shape[1])[first], np.nan)
 
 
 # --------------------------------------------------------------------------- the incident

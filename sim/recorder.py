@@ -62,6 +62,11 @@ def bucket_value(index: int) -> float:
     return float(BUCKET_FLOOR * 10 ** ((index + 0.5) / BUCKETS_PER_DECADE))
 
 
+def bucket_values(count: int) -> np.ndarray:
+    """:func:`bucket_value` of buckets ``0 .. count - 1``, as an array (the very same floats)."""
+    return np.array([bucket_value(index) for index in range(count)])
+
+
 def bin_percentiles(
     n_bins: int, bins: np.ndarray, buckets: np.ndarray, counts: np.ndarray, q: float
 ) -> np.ndarray:
@@ -81,7 +86,7 @@ def bin_percentiles(
     first = np.cumsum(sizes) - sizes  # where each bin's entries start
     has = sizes > 0
     index = buckets[np.minimum(first + below, first + sizes - 1)[has]]
-    values = np.array([bucket_value(i) for i in range(int(index.max()) + 1)])
+    values = bucket_values(int(index.max()) + 1)
     result[has] = values[index]
     return result
 

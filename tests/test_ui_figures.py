@@ -221,6 +221,11 @@ def test_topology_colours_services_by_their_slo_window(analysed: experiment.Run)
         analysed.result.timeseries,
         at=69.0,
     )
+    # the same figure from the scenario itself, as the explorer, the lesson and the report draw it
+    of_scenario = figures.scenario_topology(
+        scenario, analysed.analysis.slo, analysed.result.timeseries, at=69.0
+    )
+    assert of_scenario.to_dict() == fig.to_dict()
     positions = figures.topology_positions(
         scenario.call_graph(), placements(scenario), scenario.workload.entry
     )

@@ -23,6 +23,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from sim.scenario import Scenario, placements
+
 TIME_AXIS = "time (s)"
 MIB = 1024.0 * 1024.0
 TEMPLATE = "plotly_white"
@@ -674,6 +676,15 @@ def topology_positions(
     for index, host in enumerate(hosts):
         positions[f"host:{host}"] = ((index + 1) / (len(hosts) + 1) * 2.0 - 1.0, -0.8)
     return positions
+
+
+def scenario_topology(
+    scenario: Scenario, slo: pd.DataFrame, timeseries: pd.DataFrame, at: float | None = None
+) -> go.Figure:
+    """:func:`topology` of a scenario as run: its call graph, placements and entry service."""
+    return topology(
+        scenario.call_graph(), placements(scenario), scenario.workload.entry, slo, timeseries, at
+    )
 
 
 def topology(

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from sim import Scenario, ScenarioError
 from sim.experiment import BASELINE, HEADLINE_FILE, SCENARIO_FILE, Comparison, Run, shown_variants
-from sim.scenario import CrossReferenceError, placements
+from sim.scenario import CrossReferenceError
 from ui import figures
 from ui.kpis import headline_kpis
 
@@ -131,11 +131,7 @@ def _run_sections(page: _Page, directory: Path, title: str | None = None) -> Non
     page.heading("Incident timeline", 3)
     page.figure(figures.incident_timeline(pd.read_parquet(directory / "timeline.parquet")))
     page.heading("Topology coloured by impact (the slider moves through the run)", 3)
-    page.figure(
-        figures.topology(
-            scenario.call_graph(), placements(scenario), scenario.workload.entry, slo, ts
-        )
-    )
+    page.figure(figures.scenario_topology(scenario, slo, ts))
 
 
 def _comparison_sections(page: _Page, directory: Path) -> None:

@@ -28,7 +28,6 @@ import streamlit as st
 from sim import Scenario, ScenarioError
 from sim.analysis import narrate
 from sim.experiment import Run
-from sim.scenario import placements
 from ui import figures, kpis, report, runs
 from ui.knobs import overrides, scenario_knobs
 from ui.views import shared
@@ -189,13 +188,7 @@ def _show_result(shown: Shown) -> None:
         _charts(result.timeseries, result.events)
     with topology:
         st.plotly_chart(
-            figures.topology(
-                as_run.call_graph(),
-                placements(as_run),
-                as_run.workload.entry,
-                analysis.slo,
-                result.timeseries,
-            ),
+            figures.scenario_topology(as_run, analysis.slo, result.timeseries),
             theme=None,
             width="stretch",
             key="explorer.topology",

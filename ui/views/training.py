@@ -35,7 +35,6 @@ import streamlit as st
 from sim import Scenario
 from sim.experiment import BASELINE, Comparison, Run, compare, designs, open_executor, run
 from sim.mechanisms import MechanismError
-from sim.scenario import placements
 from ui import figures, lessons, report, runs
 from ui.views import shared
 
@@ -311,13 +310,8 @@ def _trainer(baseline: Run, prefix: str) -> None:
         figures.incident_timeline(timeline, at=float(entry["t"])), theme=None, width="stretch"
     )
     right.plotly_chart(
-        figures.topology(
-            as_run.call_graph(),
-            placements(as_run),
-            as_run.workload.entry,
-            baseline.analysis.slo,
-            baseline.result.timeseries,
-            at=float(entry["t"]),
+        figures.scenario_topology(
+            as_run, baseline.analysis.slo, baseline.result.timeseries, at=float(entry["t"])
         ),
         theme=None,
         width="stretch",
