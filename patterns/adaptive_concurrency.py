@@ -33,7 +33,9 @@ Simplifications and choices:
   limit, which is how ``SimpleLimiter`` uses a bare limit.
 * Partitions, bypass and ``BlockingLimiter`` are not modelled.
 
-Units: seconds at the interface. Time is read only from ``env.now``.
+Units: seconds at the interface. Time is read only from ``env.now``. On the per-request path it
+is read as ``env._now``, the attribute behind the property (SimPy is pinned to 4.1.x:
+:mod:`patterns.timers`).
 """
 
 from __future__ import annotations
@@ -100,11 +102,12 @@ class _AbstractLimit:
         """The current integer limit (``getLimit``)."""
         return self._limit
 
-    def _set_limit(self, new_limit: int, line: str) -> None:
+    def _set_limit(self, new_limit: int, line: Callable[[], str]) -> None:
+        """Set the limit; if it changed, report ``line()`` (made only then: it runs per request)."""
         if new_limit != self._limit:
             self._limit = new_limit
             if self._on_event is not None:
-                self._on_event(EVENT_LIMIT_CHANGED, line)
+                self._on_event(EVENT_LIMIT_CHANGED, line())
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ class AIMDLimit(_AbstractLimit):
         elif inflight * 2 >= current:
             new = current + 1
         new = min(config.max_limit, max(config.min_limit, new))
-        self._set_limit(new, f"New limit={new}, previous limit={current}")
+        self._set_limit(new, lambda: f"New limit={new}, previous limit={current}")
 
 
 @dataclass(frozen=True)
@@ -246,8 +249,10 @@ class VegasLimit(_AbstractLimit):
         self.estimated_limit = new
         self._set_limit(
             int(new),
-            f"New limit={int(new)} minRtt={_ms(self.rtt_noload)} ms winRtt={_ms(rtt_ns)} ms "
-            f"queueSize={queue_size}",
+            lambda: (
+                f"New limit={int(new)} minRtt={_ms(self.rtt_noload)} ms "
+                f"winRtt={_ms(rtt_ns)} ms queueSize={queue_size}"
+            ),
         )
 
 
@@ -352,8 +357,11 @@ class Gradient2Limit(_AbstractLimit):
         self.estimated_limit = new
         self._set_limit(
             int(new),
-            f"New limit={int(new)} shortRtt={_ms(short)} ms longRtt={_ms(self.long_rtt.value)} ms "
-            f"queueSize={float(queue_size)} gradient={gradient}",
+            lambda: (
+                f"New limit={int(new)} shortRtt={_ms(short)} ms "
+                f"longRtt={_ms(self.long_rtt.value)} ms queueSize={float(queue_size)} "
+                f"gradient={gradient}"
+            ),
         )
 
 
@@ -403,7 +411,7 @@ class Limiter:
             self.rejections += 1
             return None
         self.inflight += 1
-        return LimiterToken(self, self.env.now, self.inflight)
+        return LimiterToken(self, self.env._now, self.inflight)
 
 
 class LimiterToken:
@@ -442,7 +450,7 @@ class LimiterToken:
         limiter.inflight -= 1
         limiter.successes += 1
         if rtt is None:
-            rtt = limiter.env.now - self.start_time
+            rtt = limiter.env._now - self.start_time
         limiter.limit_algorithm.on_sample(self.start_time, rtt, self.inflight, False)
 
     def on_dropped(self, rtt: float | None = None) -> None:

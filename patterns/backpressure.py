@@ -47,6 +47,8 @@ classes change whose sojourn it sees. Facebook's production CoDel (folly ``Codel
 per interval, shed above 2 x target) is not what is modelled here; RFC 8289 is.
 
 Units: seconds and tokens. Time is read only from ``env.now``; nothing here draws randomness.
+On the per-request path it is read as ``env._now``, the attribute behind the property (SimPy is
+pinned to 4.1.x: :mod:`patterns.timers`).
 """
 
 from __future__ import annotations
@@ -230,7 +232,7 @@ class WaitQueue(Generic[T]):
             self.evicted += 1
             shed.append(victim)
         elif self._count == 0:
-            self._last_empty = self.env.now  # it was empty until this arrival
+            self._last_empty = self.env._now  # it was empty until this arrival
         queue = self._queues.get(ticket.priority)
         if queue is None:
             queue = self._queues[ticket.priority] = deque()
@@ -276,7 +278,7 @@ class WaitQueue(Generic[T]):
     def _popped(self) -> None:
         self._count -= 1
         if self._count == 0:
-            self._last_empty = self.env.now
+            self._last_empty = self.env._now
 
     def get(self) -> T | None:
         """The next ticket to serve (None if none is left), applying the discipline."""
@@ -287,7 +289,7 @@ class WaitQueue(Generic[T]):
                 if self.dropping:
                     self._leave_dropping()
                 return None
-            return self._codel_dequeue(self.env.now)
+            return self._codel_dequeue(self.env._now)
         queue = self._highest()
         if queue is None:
             return None
@@ -413,7 +415,7 @@ class TokenBucket:
 
     def _refill(self) -> None:
         config = self.config
-        now = self.env.now
+        now = self.env._now
         if config.fill_interval > 0:
             fills = math.floor((now - self._epoch) / config.fill_interval)
             added = (fills - self._fills) * config.refill_rate * config.fill_interval
@@ -551,7 +553,7 @@ class RateLimiter:
         """``calculateNextState`` + ``reservePermissions``: update, return nanos to wait."""
         period = self._period_ns
         per_cycle = self.config.limit_for_period
-        now = round((self.env.now - self._epoch) * 1e9)  # _now_ns(), inline: a call per hop
+        now = round((self.env._now - self._epoch) * 1e9)  # _now_ns(), inline: a call per hop
         cycle = now // period
         permissions = self._permissions
         if cycle != self._cycle:

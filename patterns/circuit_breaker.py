@@ -56,6 +56,8 @@ Simplifications:
 Envoy model (:class:`OutlierDetector`): see its docstring.
 
 The module reads time only from ``env.now`` and draws randomness only from a generator handed in.
+On the per-request path it is read as ``env._now``, the attribute behind the property (SimPy is
+pinned to 4.1.x: :mod:`patterns.timers`).
 """
 
 from __future__ import annotations
@@ -638,7 +640,7 @@ class CircuitBreaker:
             return
         if round(duration * NANOS_PER_SECOND) > self._slow_nanos:  # _nanos(), inline
             outcome |= _SLOW
-        failure_rate, slow_rate = self._metrics.record(self.env.now, outcome)
+        failure_rate, slow_rate = self._metrics.record(self.env._now, outcome)
         if state is State.OPEN:
             return  # in-flight outcomes are recorded, but decide nothing
         if failure_rate == -1.0:

@@ -727,9 +727,10 @@ class Started(simpy.Process):
     """
 
     def __init__(self, env: simpy.Environment, generator: Generator[Event, Any, Any]) -> None:
-        Event.__init__(self, env)
+        self.env = env  # Event.__init__, inline: a call per timed call
+        self.callbacks = []
         self._generator = generator
-        caller = env.active_process
+        caller = env._active_proc
         self._resume(_BEGUN)
         env._active_proc = caller
 
@@ -750,7 +751,7 @@ def within(env: simpy.Environment, child: simpy.Process, limit: float) -> simpy.
     the timer's event. A child failing in time raises its exception in the waiting process, as
     ``yield child`` does.
     """
-    waiting = env.active_process
+    waiting = env._active_proc
     assert waiting is not None, "within() is for the process that yields it"
     timers_of(env).start(limit, child, _expire, waiting)
     return child
@@ -871,7 +872,7 @@ class RetryCall:
         self._rules = rules
         self._budget = budget if budget is not None else RetryBudget()
         deadline = rules.config.deadline
-        self._deadline = None if deadline is None else env.now + deadline
+        self._deadline = None if deadline is None else env._now + deadline
         self._state: BackoffState | None = None  # at the first back-off: most calls never retry
         self._last_cost: float | None = None
         self._last_failure: object = None
@@ -887,7 +888,7 @@ class RetryCall:
         limit = self._rules.config.per_try_timeout
         deadline = self._deadline
         if deadline is not None:
-            remaining = deadline - self._env.now
+            remaining = deadline - self._env._now
             limit = remaining if limit is None else min(limit, remaining)
         self._budget.on_attempt_start()
         self._in_attempt = True
@@ -935,7 +936,7 @@ class RetryCall:
             metrics.attempts += 1
         deadline = self._deadline
         if not finished:
-            if deadline is not None and env.now >= deadline:
+            if deadline is not None and env._now >= deadline:
                 self._finish(rules.deadline_outcome)
                 return 0.0
             outcome = rules.timeout_outcome
@@ -983,7 +984,7 @@ class RetryCall:
                     f"attempts: '{n}'. Giving up. Last exception was: '{_text(outcome)}'.",
                 )
             return 0.0
-        if deadline is not None and env.now >= deadline:
+        if deadline is not None and env._now >= deadline:
             self._finish(outcome)
             return 0.0
         timeout = rules.is_timeout(outcome)
@@ -1007,9 +1008,9 @@ class RetryCall:
                 f"Retry '{name}', waiting {java_duration(sleep)} until attempt '{n}'. "
                 f"Last attempt failed with exception '{_text(outcome)}'.",
             )
-        if deadline is not None and env.now + sleep >= deadline:
+        if deadline is not None and env._now + sleep >= deadline:
             self._finish(rules.deadline_outcome)
-            return deadline - env.now
+            return deadline - env._now
         return sleep
 
 

@@ -102,7 +102,8 @@ class Timers:
 
 def timers_of(env: simpy.Environment) -> Timers:
     """The :class:`Timers` of ``env``, made on first use (kept in the environment itself)."""
-    timers: Timers | None = env.__dict__.get("_faultlab_timers")
-    if timers is None:
-        timers = env.__dict__["_faultlab_timers"] = Timers(env)
-    return timers
+    try:
+        return env._faultlab_timers  # type: ignore[attr-defined,no-any-return]
+    except AttributeError:
+        timers = env._faultlab_timers = Timers(env)  # type: ignore[attr-defined]
+        return timers

@@ -42,6 +42,11 @@ it, so that a hop costs no extra process:
   instance whose worker picks it up (``Error``, exit code 1): the request ends ``reset``.
 * Service time is sampled per hop from the service's distribution; latency faults add to it and
   scale it; error-rate faults turn a finished hop into ``error``.
+
+On the way every hop takes, the clock and the running process are read as ``env._now`` and
+``env._active_proc``, the attributes behind SimPy's ``env.now`` and ``env.active_process``
+properties (a property is a call, and a hop reads the clock about ten times); SimPy is pinned to
+4.1.x for such internals (:mod:`patterns.timers`).
 """
 
 from __future__ import annotations
@@ -843,8 +848,8 @@ class Instance:
         env = self.env
         service = self.service
         stats = service.stats
-        t0 = env.now
-        proc = env.active_process
+        t0 = env._now
+        proc = env._active_proc
         assert proc is not None
         active = self.active
         active[proc] = None
@@ -879,7 +884,7 @@ class Instance:
                             holding = True  # the slot was handed to us; give it back below
                         else:
                             self.queue.remove(ticket)
-                now = env.now
+                now = env._now
                 stats.waited(now, now - t0)
             if request.deadline <= now:  # the caller gave up while this waited
                 request.origin = (service.name, DEADLINE_EXCEEDED)
@@ -893,7 +898,7 @@ class Instance:
                     outcome = yield from service.call_downstream(request, self)
             else:
                 outcome = yield from self._work(request, process)
-            now = env.now  # _done(), inline on the way every hop takes
+            now = env._now  # _done(), inline on the way every hop takes
             stats.record(now, outcome, now - t0, leaving=True)
             return outcome
         except simpy.Interrupt as interrupt:
@@ -918,8 +923,8 @@ class Instance:
         env = self.env
         service = self.service
         stats = service.stats
-        t0 = env.now
-        proc = env.active_process
+        t0 = env._now
+        proc = env._active_proc
         assert proc is not None
         active = self.active
         active[proc] = None
@@ -983,7 +988,7 @@ class Instance:
                     request.origin = (service.name, SHED)
                     return self._done(SHED, t0)
                 holding = True
-                now = env.now
+                now = env._now
                 stats.waited(now, now - t0)
             if request.deadline <= now:  # the caller gave up while this waited
                 request.origin = (service.name, DEADLINE_EXCEEDED)
@@ -997,7 +1002,7 @@ class Instance:
                     token.on_ignore()
                 else:
                     token.on_dropped()
-            now = env.now  # _done(), inline on the way every hop takes
+            now = env._now  # _done(), inline on the way every hop takes
             stats.record(now, outcome, now - t0, leaving=True)
             return outcome
         except simpy.Interrupt as interrupt:
@@ -1030,7 +1035,7 @@ class Instance:
 
     def _done(self, outcome: Outcome, t0: float) -> Outcome:
         """Count the hop's end (``serve``'s ``finally`` forgets the process)."""
-        now = self.env.now
+        now = self.env._now
         self.service.stats.record(now, outcome, now - t0, leaving=True)
         return outcome
 
@@ -1281,7 +1286,7 @@ class Edge:
         path, has no client-side state). ``end``, if given, hears the outcome (:meth:`send`).
         """
         env = self.env
-        t0 = env.now
+        t0 = env._now
         outcome: Outcome
         try:
             if self.timeout is None:
@@ -1299,9 +1304,9 @@ class Edge:
                     outcome = TIMEOUT
         except simpy.Interrupt:
             # the caller died mid-call: the call ends with its connection
-            self.stats.record(env.now, RESET, env.now - t0, self.leaves)
+            self.stats.record(env._now, RESET, env._now - t0, self.leaves)
             raise
-        now = env.now
+        now = env._now
         self.stats.record(now, outcome, now - t0, self.leaves)
         if end is not None:
             end(request, outcome)
@@ -1317,7 +1322,7 @@ class Edge:
         child process and a race, which a caller that must go on after the timeout needs.
         """
         env = self.env
-        t0 = env.now
+        t0 = env._now
         timeout: float = self.timeout  # type: ignore[assignment]  # no cast(): a call per hop
         hop = request.within(t0 + timeout) if self.propagate else request
         stats = self.stats
@@ -1329,17 +1334,17 @@ class Edge:
             if hop is not request:
                 request.merge(hop)
             request.origin = (self.name, TIMEOUT)
-            stats.record(env.now, TIMEOUT, timeout, self.leaves)
+            stats.record(env._now, TIMEOUT, timeout, self.leaves)
             end(request, TIMEOUT)
 
         # the timer watches the user's process (this generator's): moot once it has its answer
-        timers_of(env).start(timeout, cast(simpy.Process, env.active_process), give_up)
+        timers_of(env).start(timeout, cast(simpy.Process, env._active_proc), give_up)
         outcome = yield from self._deliver(hop)
         if gave_up:
             return  # the user left at the timeout
         if hop is not request:
             request.merge(hop)
-        now = env.now
+        now = env._now
         stats.record(now, outcome, now - t0, self.leaves)
         end(request, outcome)
 
@@ -1408,7 +1413,7 @@ class PolicyEdge(Edge):
         """
         if end is not None:
             raise TypeError("the users' edge has no client-side policies")
-        return self._chain(0, request, self._state(caller), self.env.now)
+        return self._chain(0, request, self._state(caller), self.env._now)
 
     def _state(self, caller: Instance | None) -> ClientState:
         """The policy state of ``caller`` for this edge, made on its first call."""
@@ -1466,7 +1471,7 @@ class PolicyEdge(Edge):
                         request.origin = (self.name, CIRCUIT_OPEN)
                         outcome = CIRCUIT_OPEN
                         break
-                    breaker_t0 = env.now
+                    breaker_t0 = env._now
                     continue
                 if layer == RATE_LIMITER:
                     rate_limiter = state.rate_limiter
@@ -1507,7 +1512,7 @@ class PolicyEdge(Edge):
                             if limit is None:
                                 sleep = call.end((yield from self._chain(inner, request, state)))
                             else:
-                                hop = request.within(env.now + limit) if below_per_try else request
+                                hop = request.within(env._now + limit) if below_per_try else request
                                 child = Started(env, self._chain(inner, hop, state))
                                 yield within(env, child, limit)
                                 if hop is not request:
@@ -1528,7 +1533,7 @@ class PolicyEdge(Edge):
                     break
                 # the timeout (resilience4j's TimeLimiter): the callee goes on after it fires
                 timeout: float = self.timeout  # type: ignore[assignment]  # no cast(): a call per hop
-                hop = request.within(env.now + timeout) if self.propagate else request
+                hop = request.within(env._now + timeout) if self.propagate else request
                 child = Started(env, self._chain(i + 1, hop, state))
                 yield within(env, child, timeout)
                 if hop is not request:
@@ -1543,7 +1548,7 @@ class PolicyEdge(Edge):
             # unwind the layers entered, innermost first, as their generators would have
             interrupted = isinstance(exc, simpy.Interrupt)
             if interrupted and t0 >= 0:  # the caller died mid-call: it ends with its connection
-                self.stats.record(env.now, RESET, env.now - t0)
+                self.stats.record(env._now, RESET, env._now - t0)
             for layer in policies.unwind[index][i]:
                 if layer == BULKHEAD:
                     state.bulkhead.on_complete()  # type: ignore[union-attr]
@@ -1556,14 +1561,14 @@ class PolicyEdge(Edge):
             elif layer == CIRCUIT_BREAKER:
                 breaker = state.breaker
                 if outcome <= DEGRADED:
-                    breaker.on_success(env.now - breaker_t0)  # type: ignore[union-attr]
+                    breaker.on_success(env._now - breaker_t0)  # type: ignore[union-attr]
                 else:
-                    breaker.on_error(env.now - breaker_t0, outcome.label)  # type: ignore[union-attr]
+                    breaker.on_error(env._now - breaker_t0, outcome.label)  # type: ignore[union-attr]
             elif outcome > DEGRADED:  # the fallback
                 policies.fallbacks += 1
                 outcome = DEGRADED
         if t0 >= 0:
-            now = env.now
+            now = env._now
             self.stats.record(now, outcome, now - t0)
         return outcome
 
@@ -1677,7 +1682,7 @@ class Service:
                 if not chosen:
                     return DEGRADED
         if self.parallel and len(chosen) > 1:
-            if deadline <= env.now:
+            if deadline <= env._now:
                 request.origin = (self.name, DEADLINE_EXCEEDED)
                 return DEADLINE_EXCEEDED
             children = [env.process(edge.call(request, caller)) for edge in chosen]
@@ -1689,7 +1694,7 @@ class Service:
                 degraded = degraded or outcome is not OK
             return DEGRADED if degraded else OK
         for edge in chosen:
-            if deadline <= env.now:
+            if deadline <= env._now:
                 request.origin = (self.name, DEADLINE_EXCEEDED)
                 return DEADLINE_EXCEEDED
             outcome = yield from edge.call(request, caller)

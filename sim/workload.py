@@ -131,7 +131,7 @@ class Workload:
             yield env.timeout(start)
         while True:
             yield env.timeout(gaps() / peak)
-            now = env.now
+            now = env._now  # SimPy's clock behind env.now, without the property's call
             if rate is not None:
                 current = rate(now)
                 if current < peak and thinning() * peak >= current:
