@@ -6,14 +6,15 @@ nearly every call ends long before, and SimPy cannot take an event back: the que
 timer for every call of the last ``limit`` seconds, every event pays for them on its way
 through the queue, and each dead timer is popped and stepped for nothing.
 
-:class:`Timers` keeps them in a heap of its own instead, and gives only the earliest live one
-an event in SimPy's queue. A timer *watches* an event (the call it bounds): once that event has
-triggered, the timer is moot and is dropped unseen. One that is still live when its time comes
-fires exactly where a ``Timeout`` would have: its key in SimPy's queue, ``(time, priority,
-event id)``, is the key ``env.timeout(delay)`` would have got at the timer's start, the event id
-taken from the environment's own counter then. So every event id of a run is what it was with
-``Timeout`` events, and among events of the very same instant a timer comes exactly where its
-``Timeout`` came: runs are identical, to the last event.
+:class:`Timers` keeps them out of it instead, in FIFO lanes of its own (one per delay), and
+gives only the earliest live one an event in SimPy's queue. A timer *watches* an event (the
+call it bounds): once that event has triggered, the timer is moot and is dropped unseen. One
+that is still live when its time comes fires exactly where a ``Timeout`` would have: its key
+in SimPy's queue, ``(time, priority, event id)``, is the key ``env.timeout(delay)`` would have
+got at the timer's start, the event id taken from the environment's own counter then. So every
+event id of a run is what it was with ``Timeout`` events, and among events of the very same
+instant a timer comes exactly where its ``Timeout`` came: runs are identical, to the last
+event.
 
 This reads two attributes of SimPy's environment that are not its public API (``_queue``,
 ``_eid``); ``pyproject.toml`` pins SimPy to 4.1.x for them (and for :mod:`patterns.retry`'s use
@@ -22,8 +23,10 @@ of ``Process`` internals).
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Callable
-from heapq import heappop, heappush
+from heapq import heappush
 from typing import Any
 
 import simpy
@@ -41,22 +44,30 @@ when its time comes, and that function's argument."""
 class Timers:
     """The timers of one environment (:func:`timers_of`).
 
+    Timers of the same delay start in the order of their keys, so each delay has a FIFO lane
+    (a deque: O(1) in and out) rather than one heap for all (a pop sifts through its whole
+    depth, and a timer is started per call). The earliest timer of all is at the head of one
+    of the lanes; there are few lanes (one per timeout in the scenario), and they are only
+    looked through when a timer is due, about once per delay.
+
     Attributes:
         armed: how many timers got an event in SimPy's queue (the others were moot first).
     """
 
-    __slots__ = ("_armed_keys", "_env", "_heap", "armed")
+    __slots__ = ("_armed_keys", "_env", "_first", "_lanes", "armed")
 
     def __init__(self, env: simpy.Environment) -> None:
         self._env = env
-        self._heap: list[Entry] = []
-        """Timers by key: the live ones, and moot ones not dropped yet."""
+        self._lanes: dict[float, deque[Entry]] = {}
+        """Timers by delay, each lane in key order: the live ones, and moot ones not dropped yet."""
+        self._first = math.inf
+        """When the earliest timer of all is due (inf: none); it is armed."""
         self._armed_keys: set[int] = set()
         """Event ids of the timers that have their event in SimPy's queue."""
         self.armed = 0
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return sum(len(lane) for lane in self._lanes.values())
 
     def start(self, delay: float, watched: Event, fire: Fire, arg: Any = None) -> None:
         """In ``delay`` s, ``fire(watched, arg, event)``, unless ``watched`` has triggered.
@@ -68,10 +79,14 @@ class Timers:
             raise ValueError(f"Negative delay {delay}")
         env = self._env
         # the key env.timeout(delay) would get now: the same time and event id
-        entry = (env._now + delay, next(env._eid), watched, fire, arg)
-        heap = self._heap
-        heappush(heap, entry)
-        if heap[0] is entry:
+        at = env._now + delay
+        entry = (at, next(env._eid), watched, fire, arg)
+        lane = self._lanes.get(delay)
+        if lane is None:
+            lane = self._lanes[delay] = deque()
+        lane.append(entry)
+        if at < self._first:  # the earliest of all now (at the same time, an older one is first)
+            self._first = at
             self._arm(entry)
 
     def _arm(self, entry: Entry) -> None:
@@ -88,16 +103,29 @@ class Timers:
     def _due(self, entry: Entry, event: Event) -> None:
         """``entry``'s time came: fire it if still live; then arm the earliest live timer."""
         self._armed_keys.discard(entry[1])
-        heap = self._heap
-        if heap and heap[0] is entry:
-            heappop(heap)
-            watched = entry[2]
-            if watched._value is PENDING:
-                entry[3](watched, entry[4], event)
-        while heap and heap[0][2]._value is not PENDING:
-            heappop(heap)  # moot: the call it bounded is over
-        if heap and heap[0][1] not in self._armed_keys:
-            self._arm(heap[0])
+        lanes = self._lanes
+        for lane in lanes.values():
+            if lane[0] is entry:  # not dropped as moot yet
+                lane.popleft()
+                watched = entry[2]
+                if watched._value is PENDING:
+                    entry[3](watched, entry[4], event)
+                break
+        first: Entry | None = None
+        for delay in list(lanes):
+            lane = lanes[delay]
+            while lane and lane[0][2]._value is not PENDING:
+                lane.popleft()  # moot: the call it bounded is over
+            if not lane:
+                del lanes[delay]
+            elif first is None or lane[0][:2] < first[:2]:
+                first = lane[0]
+        if first is None:
+            self._first = math.inf
+            return
+        self._first = first[0]
+        if first[1] not in self._armed_keys:
+            self._arm(first)
 
 
 def timers_of(env: simpy.Environment) -> Timers:

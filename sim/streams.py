@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
+from functools import partial
+from itertools import chain
 
 import numpy as np
 
@@ -36,15 +38,14 @@ def stream(seed: int, name: str) -> np.random.Generator:
 
 
 def batched(draw: Callable[[int], np.ndarray]) -> Sampler:
-    """Turn ``draw(n) -> array`` into a zero-argument sampler that draws ``BATCH`` at a time."""
-    buffer: list[float] = []
+    """Turn ``draw(n) -> array`` into a zero-argument sampler that draws ``BATCH`` at a time.
 
-    def sample() -> float:
-        if not buffer:
-            buffer.extend(reversed(draw(BATCH).tolist()))
-        return buffer.pop()
-
-    return sample
+    The sampler is ``next`` on the endless chain of batches, bound with :func:`functools.partial`:
+    a draw runs no Python code of ours until a batch is used up (a sample is taken per hop).
+    A batch is drawn when its first value is asked for, never before.
+    """
+    batches = iter(lambda: draw(BATCH).tolist(), None)  # never None: endless
+    return partial(next, chain.from_iterable(batches))
 
 
 def service_time_sampler(dist: object, rng: np.random.Generator) -> Sampler:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
 import simpy
-from simpy.events import Event
+from simpy.events import PENDING, Event
 
 from patterns.timers import timers_of
 
@@ -112,6 +113,26 @@ def test_a_later_timer_with_an_earlier_time_fires_first() -> None:
     assert order == [(1.0, "short"), (5.0, "long")]
 
 
+def test_timers_of_two_delays_due_at_the_same_instant_fire_in_the_order_they_started() -> None:
+    """As two Timeouts would: the one started first (the smaller event id) fires first.
+
+    "B" is started at 0.5 s by the firing of "x" (so its lane, 0.5 s, comes first), for the
+    instant "A" (started at 0 s, 1 s) is due at.
+    """
+    env = simpy.Environment()
+    order: list[tuple[float, str]] = []
+    timers = timers_of(env)
+
+    def x_fires(*_: Any) -> None:
+        order.append((env.now, "x"))
+        timers.start(0.5, env.event(), _log(order, env, "B"))
+
+    timers.start(0.5, env.event(), x_fires)
+    timers.start(1.0, env.event(), _log(order, env, "A"))
+    env.run()
+    assert order == [(0.5, "x"), (1.0, "A"), (1.0, "B")]
+
+
 def test_timers_between_moot_ones_still_fire_on_time() -> None:
     """Moot timers at the head are dropped; a live one behind them fires at its own time."""
     env = simpy.Environment()
@@ -124,6 +145,62 @@ def test_timers_between_moot_ones_still_fire_on_time() -> None:
     ended.succeed()
     env.run()
     assert order == [(2.0, "live")]
+
+
+def _calls_with_timers(use_timers: bool, seed: int) -> tuple[list[tuple[float, int]], int]:
+    """Random timed calls, bounded by timers or by ``Timeout`` events: what fired, when.
+
+    Delays from a few lanes (0, 0.5, 1 and 2 s) and arbitrary ones; calls that end before, at
+    or after their limit; and a fired timer that starts another (a retry after a timeout).
+    Returns the firings in order, and the next event id at the end.
+    """
+    rng = random.Random(seed)
+    env = simpy.Environment()
+    fired: list[tuple[float, int]] = []
+
+    def bound(delay: float, watched: Event, name: int, again: bool) -> None:
+        def fire(*_: Any) -> None:
+            fired.append((env.now, name))
+            if again:  # started from within a firing, at the firing's instant
+                bound(delay / 2, env.event(), -name, False)
+
+        if use_timers:
+            timers_of(env).start(delay, watched, fire)
+        else:
+            env.timeout(delay).callbacks.append(
+                lambda _: fire() if watched._value is PENDING else None
+            )
+
+    plans = [
+        (
+            rng.choice([0.0, 0.25, 0.5, 0.37, 1.0]),  # when it starts after the one before (ties)
+            rng.choice([0.0, 0.5, 1.0, 1.0, 2.0, rng.uniform(0.0, 3.0)]),  # its limit
+            rng.choice([0.0, 0.5, 1.0, rng.uniform(0.0, 3.0)]),  # how long it takes
+            rng.random() < 0.3,
+        )
+        for _ in range(400)
+    ]
+
+    def caller() -> Any:
+        for name, (gap, delay, takes, again) in enumerate(plans, start=1):
+            yield env.timeout(gap)
+            call = env.event()  # a Timeout has its value from the start: not a call in flight
+            env.timeout(takes).callbacks.append(lambda _, call=call: call.succeed())
+            bound(delay, call, name, again)
+
+    env.process(caller())
+    env.run()
+    return fired, next(env._eid)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_timers_fire_as_timeouts_would_whatever_the_mix_of_delays(seed: int) -> None:
+    """The same firings, at the same instants, in the same order, and the same event ids."""
+    with_timers = _calls_with_timers(True, seed)
+    with_timeouts = _calls_with_timers(False, seed)
+    assert len(with_timeouts[0]) > 50  # the mix does make live timers, and timers within firings
+    assert any(name < 0 for _, name in with_timeouts[0])
+    assert with_timers == with_timeouts
 
 
 def test_a_negative_delay_is_refused_as_env_timeout_refuses_it() -> None:
