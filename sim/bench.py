@@ -96,23 +96,26 @@ machine only.
 a share of the total; measured on the 2-core development machine, 2026-11-26, so shares, not
 seconds; profile again before relying on them):
 
-- *three-tier, every pattern on* (60 s simulated, 89 000 hops): ``sim/service.py`` 33% (its
-  call chain ``_chain`` 13%, ``_serve_admitted`` 8%, ``_work`` 3.5%); SimPy's event loop 15%,
-  plus 4% in ``heapq`` and generator ``send``; the patterns 23% (``retry`` 6%,
-  ``adaptive_concurrency`` 6%, ``backpressure`` 5%, ``circuit_breaker`` 4%, ``bulkhead``
-  2%); the recorder 7%; the kernel's memory charges 5%; the call timers
-  (:mod:`patterns.timers`) 3%; the workload and requests 4%. No single hot spot is left. The
-  call timers were the last big one: a ``Timeout`` per call sat in SimPy's queue for its whole
-  second, though the call ended in milliseconds: a hop cost about 8% less once they moved out
-  of it (SimPy's event loop went from 20% to 15%).
-- *flagship* (5 min, 96 000 hops): ``sim/service.py`` 32% (``_chain`` 11.5%, ``_serve_plain``
-  8%, ``_work`` 4%); SimPy 22%, plus 5% in ``heapq`` and ``send``; ``patterns/retry.py`` 12%
+- *three-tier, every pattern on* (60 s simulated, 89 000 hops): ``sim/service.py`` 34% (its
+  call chain ``_chain`` 14%, ``_serve_admitted`` 8%, ``_work`` 3.7%); SimPy's event loop 14%,
+  plus 4% in ``heapq`` and generator ``send``; the patterns 23% (``adaptive_concurrency``
+  6%, ``retry`` 6%, ``backpressure`` 5%, ``circuit_breaker`` 4%, ``bulkhead`` 2%); the
+  recorder 8%; the kernel's memory charges 6%; the call timers (:mod:`patterns.timers`) 3%;
+  the workload and requests 4%. No single hot spot is left. The last big ones: a ``Timeout``
+  per call sat in SimPy's queue for its whole second, though the call ended in milliseconds
+  (a hop cost about 8% less once they moved out of it); the clock read through SimPy's
+  ``env.now`` property, a call, about eleven times a hop, and Gradient2's event line
+  formatted (floats and all) on every sample, though it is reported only when the limit
+  changes (13% less once both were gone); the call timers in a heap, sifted at every pop (3%
+  less in FIFO lanes, one per delay).
+- *flagship* (5 min, 96 000 hops): ``sim/service.py`` 32% (``_chain`` 12.5%, ``_serve_plain``
+  7%, ``_work`` 4%); SimPy 19%, plus 5% in ``heapq`` and ``send``; ``patterns/retry.py`` 11%
   (a ``within`` per attempt: a child process and a timer; the retry decisions); the recorder
-  9%; the kernel 8%; the workload 3.5%; the result tables under 1%.
-- *M/M/c* (100 000 customers): SimPy 32%, plus 7% in ``heapq`` and ``send``; ``sim/service.py``
-  23.5% (``_serve_plain`` 13.5%, the users' ``Edge.call`` 6%); the recorder 16% (``record``
-  10%: a customer is counted by the server and by the client); the workload 9%; the gauges
-  sampled every bin 1% (wall-clock timing puts sampling and closing the bins at about 4%: with
+  10%; the kernel 8%; the call timers 3.5%; the workload 3%; the result tables under 1%.
+- *M/M/c* (100 000 customers): SimPy 33%, plus 7% in ``heapq`` and ``send``; ``sim/service.py``
+  22% (``_serve_plain`` 12%, the users' ``Edge.call`` 6%); the recorder 17% (``record``
+  11%: a customer is counted by the server and by the client); the workload 9%; the gauges
+  sampled every bin 1.5% (wall-clock timing puts sampling and closing the bins at about 4%: with
   80 customers a second, the per-bin work weighs here as nowhere else).
 - *garbage collection*: with CPython's default young-generation threshold (700 allocations)
   the patterns-on run spent about 10% of its time in collections that found 28 objects in
