@@ -23,7 +23,6 @@ of ``Process`` internals).
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable
 from heapq import heappush
@@ -60,8 +59,8 @@ class Timers:
         self._env = env
         self._lanes: dict[float, deque[Entry]] = {}
         """Timers by delay, each lane in key order: the live ones, and moot ones not dropped yet."""
-        self._first = math.inf
-        """When the earliest timer of all is due (inf: none); it is armed."""
+        self._first: float | None = None
+        """When the earliest timer of all is due (None: no timer); it is armed."""
         self._armed_keys: set[int] = set()
         """Event ids of the timers that have their event in SimPy's queue."""
         self.armed = 0
@@ -85,7 +84,8 @@ class Timers:
         if lane is None:
             lane = self._lanes[delay] = deque()
         lane.append(entry)
-        if at < self._first:  # the earliest of all now (at the same time, an older one is first)
+        first = self._first
+        if first is None or at < first:  # the earliest now (at the same time, an older one is)
             self._first = at
             self._arm(entry)
 
@@ -121,7 +121,7 @@ class Timers:
             elif first is None or lane[0][:2] < first[:2]:
                 first = lane[0]
         if first is None:
-            self._first = math.inf
+            self._first = None
             return
         self._first = first[0]
         if first[1] not in self._armed_keys:

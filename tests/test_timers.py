@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -201,6 +202,14 @@ def test_timers_fire_as_timeouts_would_whatever_the_mix_of_delays(seed: int) -> 
     assert len(with_timeouts[0]) > 50  # the mix does make live timers, and timers within firings
     assert any(name < 0 for _, name in with_timeouts[0])
     assert with_timers == with_timeouts
+
+
+def test_a_timer_of_infinite_delay_fires_at_infinity_as_a_timeout_would() -> None:
+    env = simpy.Environment()
+    order: list[tuple[float, str]] = []
+    timers_of(env).start(math.inf, env.event(), _log(order, env, "never before the end"))
+    env.run()
+    assert order == [(math.inf, "never before the end")]
 
 
 def test_a_negative_delay_is_refused_as_env_timeout_refuses_it() -> None:
