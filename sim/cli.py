@@ -10,12 +10,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from sim.bench import Settings
 
 USAGE_ERROR = 2
 
@@ -380,12 +383,7 @@ def bench(
             "ratio / value",
             "target",
             "result",
-            title="faultlab bench"
-            + (
-                f" (three-tier and flagship: best of {settings.repeat})"
-                if {"three-tier", "flagship"} & set(settings.only)
-                else ""
-            ),
+            title=_bench_title(settings),
             caption=_machine(suite.load),
         )
         colour = {"pass": "green", "FAIL": "red", "error": "red", "info": "dim"}
@@ -400,6 +398,17 @@ def bench(
                 _out.print(f"{line.key}: {line.error}", markup=False)
     if any(line.error is not None for line in suite.lines):
         raise typer.Exit(1)  # a line could not be measured; a missed target is a figure
+
+
+def _bench_title(settings: Settings) -> str:
+    """The table's title: which lines are a best of several timed runs."""
+    only = set(settings.only)
+    best = []
+    if {"three-tier", "flagship"} & only:
+        best.append(f"three-tier and flagship: best of {settings.repeat}")
+    if {"process-pool", "dask"} & only and settings.scale_out_rounds > 1:
+        best.append(f"scale-out: best of {settings.scale_out_rounds}")
+    return "faultlab bench" + (f" ({'; '.join(best)})" if best else "")
 
 
 def _machine(load: tuple[float, float] | None) -> str:

@@ -25,9 +25,10 @@ from sim.bench import (
     peak_memory,
     run_faultlab,
     run_memory,
+    run_suite,
 )
 from sim.bench_models import PROCESS_PER_CALL, YIELD_FROM, chain, run_bare
-from sim.cli import app
+from sim.cli import _bench_title, app
 from sim.queueing import erlang_c, mmc_mean_wait
 from sim.scenario import ConstantRate, load_scenario
 
@@ -234,15 +235,56 @@ def test_run_memory_is_the_growth_during_the_run_alone() -> None:
 def test_scale_out_line_is_the_speed_up_from_1_to_2_workers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def fake(kind: str, scenario: object, reps: int, workers: int) -> tuple[float, float]:
-        return 1.0, 10.0 / workers
+    def fake(
+        kind: str, scenario: object, reps: int, workers: int, rounds: int
+    ) -> tuple[float, list[float]]:
+        return 1.0, [10.0 / workers, 12.0 / workers, 9.0 / workers][:rounds]
 
     monkeypatch.setattr(bench, "_replications", fake)
-    (line,) = measure_scale_out("dask", None, 8)
+    (line,) = measure_scale_out("dask", None, 8, rounds=3)
     assert line.key == "dask"
     assert line.value == pytest.approx(2.0)
     assert (line.target, line.sense, line.passed) == (1.8, ">=", True)
-    assert line.details["wall_s"] == {"1": 10.0, "2": 5.0}
+    assert line.details["wall_s"] == {"1": 9.0, "2": 4.5}  # each side's best round
+    assert line.details["rounds_s"] == {"1": [10.0, 12.0, 9.0], "2": [5.0, 6.0, 4.5]}
+
+
+@pytest.mark.parametrize(("repeat", "rounds"), [(1, 1), (2, 2), (5, 2)])
+def test_the_suite_times_at_most_two_scale_out_rounds(
+    monkeypatch: pytest.MonkeyPatch, repeat: int, rounds: int
+) -> None:
+    """A round of 8 flagship replications lasts 5-10 s: ``repeat`` rounds, but no more than 2."""
+    asked: list[int] = []
+
+    def fake(
+        kind: str, scenario: object, reps: int, workers: int, rounds: int
+    ) -> tuple[float, list[float]]:
+        asked.append(rounds)
+        return 1.0, [10.0 / workers] * rounds
+
+    monkeypatch.setattr(bench, "_replications", fake)
+    suite = run_suite(Settings(only=("process-pool", "dask"), repeat=repeat))
+    assert asked == [rounds] * 4  # 1 and 2 workers, for each of the two lines
+    assert [len(line.details["rounds_s"]["2"]) for line in suite.lines] == [rounds] * 2
+
+
+@pytest.mark.parametrize(
+    ("only", "repeat", "title"),
+    [
+        (
+            MEASUREMENTS,
+            5,
+            "faultlab bench (three-tier and flagship: best of 5; scale-out: best of 2)",
+        ),
+        (("flagship", "dask"), 1, "faultlab bench (three-tier and flagship: best of 1)"),
+        (("mmc", "memory"), 3, "faultlab bench"),
+        (("process-pool",), 3, "faultlab bench (scale-out: best of 2)"),
+    ],
+)
+def test_the_table_title_says_which_lines_are_a_best_of_several(
+    only: tuple[str, ...], repeat: int, title: str
+) -> None:
+    assert _bench_title(Settings(only=only, repeat=repeat)) == title
 
 
 def test_scale_out_runs_replications_on_a_real_pool() -> None:
@@ -255,6 +297,7 @@ def test_scale_out_runs_replications_on_a_real_pool() -> None:
     assert line.value == pytest.approx(line.reference / line.faultlab)  # time on 1 / time on 2
     assert line.details["wall_s"] == {"1": line.reference, "2": line.faultlab}
     assert line.details["reps"] == 2
+    assert [len(line.details["rounds_s"][w]) for w in ("1", "2")] == [1, 1]
 
 
 def test_json_has_every_selected_line_with_its_target(tmp_path: Path) -> None:
