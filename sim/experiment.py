@@ -14,7 +14,8 @@ Executors (DESIGN §2.8), one code path through the ``concurrent.futures`` inter
   serially, as ``make -j1`` does;
 * ``dask://tcp://HOST:PORT``: an existing Dask cluster, through
   ``client.get_executor(pure=False)`` (its workers must be able to import faultlab);
-  ``dask://local`` starts a ``LocalCluster`` of ``jobs`` single-threaded worker processes;
+  ``dask://local`` starts a ``LocalCluster`` of ``jobs`` single-threaded worker processes
+  (no dashboard, and so no statistical profiler in the workers);
 * or any ``concurrent.futures.Executor`` you pass in (and shut down yourself).
 
 A replication is a pure function of its task, so every executor gives identical rows.
@@ -370,9 +371,15 @@ def _dask_executor(address: str, workers: int) -> Iterator[tuple[Executor, int]]
     cluster = None
     try:
         if address == "local":
-            cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-            )
+            import dask
+
+            # No dashboard, so nobody sees the workers' statistical profiler: it would sample
+            # the deep generator stacks of a run every 10 ms, at about 10% of a worker's CPU.
+            # The nannies hand the workers the config they were made with.
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                )
             client = Client(cluster)  # type: ignore[no-untyped-call]
         else:
             client = Client(address, timeout="10s")  # type: ignore[no-untyped-call]

@@ -66,6 +66,25 @@ def test_every_executor_gives_identical_tables():
     assert (by_variant["baseline"] == by_variant["mm1"]).all()
 
 
+def _profiling() -> bool:
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
+def test_a_local_dask_cluster_runs_its_workers_without_the_profiler():
+    """``dask://local`` shows no dashboard, so its workers do not run Dask's profiler.
+
+    It would sample a run's deep generator stacks every 10 ms, at about 10% of a worker's CPU.
+    """
+    pytest.importorskip("distributed")
+    with experiment.open_executor("dask://local", 1) as (pool, workers):
+        in_worker = pool.submit(_profiling).result()
+    assert workers == 1
+    assert in_worker is False
+    assert _profiling() is True  # Dask's default, in this process as before
+
+
 @pytest.fixture(scope="module")
 def eight_reps() -> experiment.Comparison:
     """The baseline (80/s) against light-load (40/s), eight seeds."""
