@@ -1005,17 +1005,16 @@ def run_suite(settings: Settings, progress: Callable[[str], None] | None = None)
         progress: called with the name of each measurement as it starts.
     """
     report = progress or (lambda name: None)
-    scale_out_rounds = settings.scale_out_rounds
     measure: dict[str, Callable[[], list[Line]]] = {
         "three-tier": lambda: measure_three_tier(settings.duration, settings.repeat),
         "mmc": lambda: measure_mmc(settings.customers, settings.mmc_seeds),
         "flagship": lambda: measure_flagship(settings.flagship_duration, settings.repeat),
         "memory": lambda: measure_memory(settings.flagship_duration),
         "process-pool": lambda: measure_scale_out(
-            "process-pool", settings.flagship_duration, settings.reps, scale_out_rounds
+            "process-pool", settings.flagship_duration, settings.reps, settings.scale_out_rounds
         ),
         "dask": lambda: measure_scale_out(
-            "dask", settings.flagship_duration, settings.reps, scale_out_rounds
+            "dask", settings.flagship_duration, settings.reps, settings.scale_out_rounds
         ),
     }
     lines: list[Line] = []

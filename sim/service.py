@@ -463,9 +463,10 @@ class Instance:
             self._serve_plain if service.admission is None else self._serve_admitted
         )
         """Serve one request here: the generator of the hop, whose value is its outcome (the
-        server-side view), for the caller's ``yield from``. Chosen when the container starts:
-        :meth:`_serve_admitted` when the service has an admission chain, else
-        :meth:`_serve_plain` (one call less per hop than a method deciding each time)."""
+        server-side view), for the caller's ``yield from``. Chosen once (the World sets a
+        service's admission plan before it makes instances): :meth:`_serve_admitted` when the
+        service has an admission chain, else :meth:`_serve_plain` (one call less per hop than a
+        method deciding each time)."""
         self.clients: dict[Edge, ClientState] = {}
         """Client-side policy state per dependency (breakers, bulkheads, budgets); lost when
         the container ends, as a process's memory is."""
@@ -504,7 +505,6 @@ class Instance:
         plan = self.service.admission
         if plan is not None:
             self.admission = AdmissionState(self.env, plan, self.name)
-        self.serve = self._serve_plain if plan is None else self._serve_admitted
         self.state = InstanceState.STARTING
         config = self.service.config
         host = self.host

@@ -228,7 +228,7 @@ def _recovery(base: Mapping[str, Any]) -> Reveal:
         told.append(f"Out of SLO during the incident: {', '.join(_names(base.get('impacted')))}.")
     if recovered and impacted:
         ttr = base.get("time_to_recover")
-        after = "" if ttr is None or pd.isna(ttr) else f", {_seconds(ttr)} after the fault ended"
+        after = "" if number_or_none(ttr) is None else f", {_seconds(ttr)} after the fault ended"
         told.append(f"Every SLO held again from {_seconds(base.get('recovered_at'))}{after}.")
     elif not recovered:
         told.append("An SLO was still failing when the run ended.")

@@ -133,9 +133,6 @@ def kpi_row(summary: dict[str, Any], headline: dict[str, Any]) -> None:
             st.metric(kpi.label, kpi.value, help=kpi.help, border=True, width="stretch")
 
 
-JOBS_HELP = "Processes of the local pool (spawn); 1 runs in this process."
-
-
 def seed_duration_jobs(
     scenario: Scenario,
     prefix: str,
@@ -170,7 +167,7 @@ def seed_duration_jobs(
         value=os.cpu_count() or 1,
         step=1,
         key=jobs_key,
-        help=JOBS_HELP,
+        help="Processes of the local pool (spawn); 1 runs in this process.",
     )
     return int(seed), float(duration), int(jobs)
 
